@@ -1,0 +1,29 @@
+"""Constants shared by the integration layer."""
+
+from __future__ import annotations
+
+from typing import Final
+
+DOMAIN: Final = "prepaid_meter"
+
+CONF_CURRENCY: Final = "currency"
+CONF_PRICE: Final = "price"
+CONF_CUT_OFF_ENABLED: Final = "cut_off_enabled"
+CONF_SCAN_INTERVAL: Final = "scan_interval"
+CONF_METERS: Final = "meters"
+CONF_TENANTS: Final = "tenants"
+CONF_DEVICE_IDS: Final = "device_ids"
+CONF_NAME_PREFIX: Final = "name_prefix"
+CONF_PROFILE: Final = "profile"
+CONF_DATABASE_URL: Final = "database_url"
+
+DEFAULT_PORT: Final = 502
+DEFAULT_SCAN_INTERVAL: Final = 30
+DEFAULT_PROFILE: Final = "simulator"
+
+PAYMENT_METHODS: Final = ("cash", "wechat", "alipay", "bank_transfer", "card", "other")
+
+EVENT_CUT_OFF: Final = f"{DOMAIN}_cut_off"
+EVENT_RECONNECTED: Final = f"{DOMAIN}_reconnected"
+
+DB_FILENAME: Final = "prepaid_meter.db"

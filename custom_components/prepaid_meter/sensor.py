@@ -1,0 +1,173 @@
+"""Sensors: meter energy and power; tenant balance and supply state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.const import (
+    UnitOfElectricCurrent,
+    UnitOfElectricPotential,
+    UnitOfEnergy,
+    UnitOfPower,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.typing import StateType
+
+from .coordinator import (
+    MeterConfig,
+    MeterState,
+    PrepaidConfigEntry,
+    PrepaidCoordinator,
+    TenantConfig,
+    TenantState,
+)
+from .engine.policy import SupplyState
+from .entity import MeterEntity, TenantEntity
+
+PARALLEL_UPDATES = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeterSensorDescription(SensorEntityDescription):
+    """A meter value: which register of the sample it shows."""
+
+    register: str
+
+
+METER_SENSORS: tuple[MeterSensorDescription, ...] = (
+    MeterSensorDescription(
+        key="energy",
+        translation_key="energy",
+        register="energy_import",
+        device_class=SensorDeviceClass.ENERGY,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=2,
+    ),
+    MeterSensorDescription(
+        key="power",
+        translation_key="power",
+        register="power",
+        device_class=SensorDeviceClass.POWER,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfPower.WATT,
+    ),
+    MeterSensorDescription(
+        key="voltage",
+        translation_key="voltage",
+        register="voltage",
+        device_class=SensorDeviceClass.VOLTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfElectricPotential.VOLT,
+        entity_registry_enabled_default=False,
+    ),
+    MeterSensorDescription(
+        key="current",
+        translation_key="current",
+        register="current",
+        device_class=SensorDeviceClass.CURRENT,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
+        entity_registry_enabled_default=False,
+    ),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TenantSensorDescription(SensorEntityDescription):
+    """A tenant value computed from the tenant's state."""
+
+    value_fn: Callable[[TenantState], StateType | Decimal]
+    monetary: bool = False
+
+
+TENANT_SENSORS: tuple[TenantSensorDescription, ...] = (
+    TenantSensorDescription(
+        key="balance",
+        translation_key="balance",
+        device_class=SensorDeviceClass.MONETARY,
+        suggested_display_precision=2,
+        monetary=True,
+        value_fn=lambda s: s.balance,
+    ),
+    TenantSensorDescription(
+        key="supply",
+        translation_key="supply",
+        device_class=SensorDeviceClass.ENUM,
+        options=[s.value for s in SupplyState],
+        value_fn=lambda s: s.supply.value,
+    ),
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: PrepaidConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the sensors of every meter and tenant."""
+    coordinator = entry.runtime_data.coordinator
+    entities: list[SensorEntity] = []
+    for meter in coordinator.site.meters:
+        profile = coordinator.profiles[meter.profile]
+        names = {r.name for r in profile.registers}
+        entities.extend(
+            MeterSensor(coordinator, meter, d) for d in METER_SENSORS if d.register in names
+        )
+    for tenant in coordinator.site.tenants:
+        entities.extend(TenantSensor(coordinator, tenant, d) for d in TENANT_SENSORS)
+    async_add_entities(entities)
+
+
+class MeterSensor(MeterEntity, SensorEntity):
+    """A value read from a meter."""
+
+    entity_description: MeterSensorDescription
+
+    def __init__(
+        self,
+        coordinator: PrepaidCoordinator,
+        meter: MeterConfig,
+        description: MeterSensorDescription,
+    ) -> None:
+        super().__init__(coordinator, meter, description.key)
+        self.entity_description = description
+
+    @property
+    def native_value(self) -> Decimal | None:
+        """The register's decoded value."""
+        state: MeterState = self.meter_state
+        if state.sample is None:
+            return None
+        return state.sample.values.get(self.entity_description.register)
+
+
+class TenantSensor(TenantEntity, SensorEntity):
+    """A value of a tenant account."""
+
+    entity_description: TenantSensorDescription
+
+    def __init__(
+        self,
+        coordinator: PrepaidCoordinator,
+        tenant: TenantConfig,
+        description: TenantSensorDescription,
+    ) -> None:
+        super().__init__(coordinator, tenant, description.key)
+        self.entity_description = description
+        if description.monetary:
+            self._attr_native_unit_of_measurement = coordinator.site.currency
+
+    @property
+    def native_value(self) -> StateType | Decimal:
+        """The tenant's value."""
+        return self.entity_description.value_fn(self.tenant_state)
