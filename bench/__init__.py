@@ -1,1 +1,1 @@
-"""Benchmarks. Each ``bench/NAME.py`` has ``run() -> dict`` of ``{metric: {value, unit, target}}``."""
+"""Benchmarks: each bench/NAME.py has run() -> {metric: {value, unit, target}}."""
