@@ -884,6 +884,18 @@ def _accrued(
     return out
 
 
+def _accrual_rate(
+    version: TariffVersion, kind: str, name: str, kva: Decimal | None
+) -> tuple[Decimal, str]:
+    """The price per unit of a time-pro-rated charge and that unit, for its record."""
+    if kind == "capacity" and version.capacity is not None and kva:
+        return version.capacity.price, "kVA·month"
+    for charge in version.standing:
+        if charge.name == name:
+            return charge.amount, charge.per
+    raise RatingError("no_price", f"no rate for {kind} {name!r}")  # pragma: no cover
+
+
 def accrue_standing(tariff: Tariff, state: RatingState, until: datetime) -> Rated:
     """Charge standing and capacity charges from where they were last accrued up to ``until``.
 
@@ -899,7 +911,6 @@ def accrue_standing(tariff: Tariff, state: RatingState, until: datetime) -> Rate
         after = _accrued(tariff, state, until)
         charges: list[Charge] = []
         bases: dict[str, dict[int, Decimal]] = {}
-        days = local_days(since, until, tariff.zone)
         for (kind, name, index), value in after.items():
             if kind == "minimum":
                 continue
@@ -907,16 +918,15 @@ def accrue_standing(tariff: Tariff, state: RatingState, until: datetime) -> Rate
             if not amount:
                 continue
             version = tariff.versions[index]
-            qty = state.capacity_kva if kind == "capacity" and state.capacity_kva else days
-            unit = "kVA" if kind == "capacity" else "day"
+            rate, unit = _accrual_rate(version, kind, name, state.capacity_kva)
             charges.append(
                 Charge(
                     kind=kind,
                     start=since,
                     end=until,
-                    quantity=qty,
+                    quantity=amount / rate,
                     unit=unit,
-                    unit_price=amount / qty if qty else ZERO,
+                    unit_price=rate,
                     amount=amount,
                     version=version.label,
                     name=name,
