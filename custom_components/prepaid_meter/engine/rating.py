@@ -174,7 +174,8 @@ class Rated:
     @property
     def total(self) -> Decimal:
         """Sum of the charges at full precision."""
-        return sum((c.amount for c in self.charges), ZERO)
+        with localcontext(RATING_CONTEXT):
+            return sum((c.amount for c in self.charges), ZERO)
 
 
 @dataclass(frozen=True, slots=True)
