@@ -19,7 +19,7 @@ from datetime import datetime
 from decimal import Decimal, localcontext
 from typing import Concatenate
 
-from sqlalchemy import Subquery, func, select
+from sqlalchemy import Subquery, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -147,8 +147,17 @@ class _Accounts:
         self.session = session
         self.site = site
         self._ids: dict[str, int] = {}
+        self._loaded = False
 
     def get(self, code: str, kind: str, tenant: str | None = None) -> int:
+        if not self._loaded:
+            # All of the site's accounts in one query: a poll's batch touches many wallets.
+            self._loaded = True
+            with self.session.no_autoflush:
+                rows = self.session.execute(
+                    select(Account.code, Account.id).where(Account.site == self.site)
+                )
+                self._ids = dict(rows.tuples().all())
         if (found := self._ids.get(code)) is not None:
             return found
         query = select(Account.id).where(Account.site == self.site, Account.code == code)
@@ -710,41 +719,66 @@ def charge_meters(
     money is posted.
     """
     accounts = _Accounts(session, site)
-    existing = cursors(session, site)
-    closed = closed_tenants(session, site)
-    for charge in charges:
-        session.add(
-            MeterReading(
-                site=site,
-                meter=charge.meter,
-                taken_at=charge.taken_at,
-                value=charge.value,
-                source=source,
-            )
+    existing = dict(
+        session.execute(
+            select(MeterCursor.meter, MeterCursor.value).where(MeterCursor.site == site)
         )
-        cursor = existing.get(charge.meter)
-        if cursor is None:
-            cursor = MeterCursor(
-                site=site, meter=charge.meter, value=charge.value, taken_at=charge.taken_at
-            )
-            session.add(cursor)
-            existing[charge.meter] = cursor
+        .tuples()
+        .all()
+    )
+    closed = closed_tenants(session, site)
+    # Bulk statements rather than one ORM object per row: a poll of a large
+    # bus is a few multi-row INSERTs (see bench/ledger.py).
+    new_cursors: dict[str, dict[str, object]] = {}
+    moved_cursors: dict[str, dict[str, object]] = {}
+    entries: list[dict[str, object]] = []
+    legs: list[tuple[int, int, Decimal]] = []
+    for charge in charges:
+        cursor = {"site": site, "meter": charge.meter, "value": charge.value,
+                  "taken_at": charge.taken_at}  # fmt: skip
+        if charge.meter in existing or charge.meter in moved_cursors:
+            moved_cursors[charge.meter] = cursor
         else:
-            cursor.value = charge.value
-            cursor.taken_at = charge.taken_at
+            new_cursors[charge.meter] = cursor
         if charge.amount == 0 or not charge.tenant or charge.tenant in closed:
             continue
-        post_entry(
-            session,
-            site=site,
-            kind="charge",
-            at=charge.taken_at,
-            legs=[
-                (accounts.wallet(charge.tenant), -charge.amount),
-                (accounts.get(f"revenue:{charge.kind}", "revenue"), charge.amount),
+        if not charge.amount.is_finite():
+            raise LedgerError("unbalanced_entry")
+        wallet = accounts.wallet(charge.tenant)
+        revenue = accounts.get(f"revenue:{charge.kind}", "revenue")
+        legs.append((wallet, revenue, charge.amount))
+        entries.append(
+            {"site": site, "created_at": charge.taken_at, "kind": "charge",
+             "tenant": charge.tenant, "reference": None, "memo": f"{charge.meter}@{charge.value}"}
+        )  # fmt: skip
+    if charges:
+        session.execute(
+            insert(MeterReading),
+            [
+                {"site": site, "meter": c.meter, "taken_at": c.taken_at, "value": c.value,
+                 "source": source}
+                for c in charges
             ],
-            tenant=charge.tenant,
-            memo=f"{charge.meter}@{charge.value}",
+        )  # fmt: skip
+    if new_cursors:
+        session.execute(insert(MeterCursor), list(new_cursors.values()))
+    if moved_cursors:
+        session.execute(update(MeterCursor), list(moved_cursors.values()))
+    if entries:
+        ids = session.scalars(
+            insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True),
+            entries,
+        ).all()
+        session.execute(
+            insert(Posting),
+            [
+                row
+                for entry_id, (wallet, revenue, amount) in zip(ids, legs, strict=True)
+                for row in (
+                    {"entry_id": entry_id, "account_id": wallet, "amount": -amount},
+                    {"entry_id": entry_id, "account_id": revenue, "amount": amount},
+                )
+            ],
         )
     session.commit()
 
