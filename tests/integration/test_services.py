@@ -233,3 +233,26 @@ async def test_reconciliation_adds_up_and_exports_csv(
         hass, "reconciliation_report", start=start.isoformat(), end=start.isoformat()
     )
     assert err.translation_key == "invalid_period"
+
+
+async def test_outside_payment_system_tops_up_over_rest(
+    hass: HomeAssistant, init_integration: MockConfigEntry, hass_client: Any
+) -> None:
+    """The README's curl call: POST /api/services/prepaid_meter/top_up?return_response."""
+    from homeassistant.setup import async_setup_component
+
+    assert await async_setup_component(hass, "api", {})
+    client = await hass_client()
+    body = {"tenant": "t3", "amount": "88.00", "method": "alipay", "reference": "ALI-20260301-9"}
+    for _ in range(2):  # the payment system retries: credited once
+        resp = await client.post("/api/services/prepaid_meter/top_up?return_response", json=body)
+        assert resp.status == 200
+        data = await resp.json()
+    assert data["service_response"]["balance"] == "88.00"
+    assert data["service_response"]["duplicate"] is True
+    resp = await client.post(
+        "/api/services/prepaid_meter/top_up?return_response", json={**body, "amount": "-1"}
+    )
+    # Home Assistant's REST API answers a refused action with 500 (not 400): not credited.
+    assert resp.status >= 400
+    assert await balance(init_integration, "t3") == Decimal("88.00")
