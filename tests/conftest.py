@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Generator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from custom_components.prepaid_meter.const import (
     DOMAIN,
 )
 from devtools.simulator import MeterSimulator, SimulatedMeter
+from tests.postgres import PostgresCluster, PostgresUnavailable
 
 
 @pytest.fixture(autouse=True)
@@ -58,6 +59,34 @@ async def simulator(meter_count: int, socket_enabled: None) -> AsyncGenerator[Me
 def db_url(tmp_path: Path) -> str:
     """A real SQLite file per test."""
     return f"sqlite:///{tmp_path / 'prepaid_meter.db'}"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Generator[PostgresCluster]:
+    """A real PostgreSQL server for the session. Fails (never skips) if it cannot start."""
+    try:
+        cluster = PostgresCluster()
+        cluster.start()
+    except PostgresUnavailable as err:
+        pytest.fail(f"PostgreSQL tests need a PostgreSQL server: {err}", pytrace=False)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresCluster, socket_enabled: None) -> Generator[str]:
+    """A fresh PostgreSQL database per test, reached over loopback TCP."""
+    url = postgres.create_database()
+    yield url
+    postgres.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A test database on each backend the store supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'prepaid_meter.db'}"
+    return str(request.getfixturevalue("pg_url"))
 
 
 def site_entry(

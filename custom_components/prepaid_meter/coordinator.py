@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Concatenate
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
@@ -184,6 +185,15 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
 
     async def _async_setup(self) -> None:
         """Load where charging got to, the balances and the manual overrides."""
+        await self.store.run(
+            ledger.sync_site,
+            site=self.site_id,
+            name=self.site.name,
+            currency=self.site.currency,
+            meters=[(m.id, m.name, m.device_id, m.profile) for m in self.site.meters],
+            tenants=[(t.id, t.name, t.meters) for t in self.site.tenants],
+            at=dt_util.utcnow(),
+        )
         cursors = await self.store.run(ledger.cursors, self.site_id)
         self._cursors = {meter: c.value for meter, c in cursors.items()}
         balances = await self.store.run(self._balances.refresh, self.site_id)
@@ -290,6 +300,33 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             self._set_balances(balances)
             tenant = next(t for t in self.site.tenants if t.id == tenant_id)
             await self._apply_policy(tenant)
+        self.async_update_listeners()
+        return result
+
+    async def async_ledger_write[**P, R](
+        self, fn: Callable[Concatenate[Session, P], R], *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """Run a store write (refund, adjustment, settlement, readings) and bring state in step.
+
+        Under the charging lock: afterwards the balances, cursors and manual
+        overrides are reloaded from the store and the supply policy is applied,
+        so a refund can cut off and a move-out opens the relay at once.
+        """
+
+        def write(session: Session) -> tuple[R, dict[str, Decimal], dict[str, Decimal], Any]:
+            result = fn(session, *args, **kwargs)
+            balances = self._balances.refresh(session, self.site_id)
+            charged = {m: c.value for m, c in ledger.cursors(session, self.site_id).items()}
+            return result, balances, charged, ledger.tenant_controls(session, self.site_id)
+
+        async with self._lock:
+            result, balances, charged, controls = await self.store.run(write)
+            self._set_balances(balances)
+            self._cursors = charged
+            for tenant in self.site.tenants:
+                state = self.data.tenants[tenant.id]
+                state.locked, state.forced_on = controls.get(tenant.id, (False, False))
+                await self._apply_policy(tenant)
         self.async_update_listeners()
         return result
 

@@ -1,28 +1,67 @@
-"""Typed ORM models. Ledger rows (entries, postings) are only ever inserted."""
+"""Typed ORM models. Ledger rows (entries, postings, payment references) are only ever inserted.
+
+Schema history (see ``migrations.py``): version 1 was the walking skeleton's
+ledger; version 2 adds the site's register (meters, tenant accounts,
+assignments, tariffs, sharing rules, bills), payment references, the audit
+columns of an entry, and the append-only guards.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, String, TypeDecorator, UniqueConstraint
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Index,
+    Numeric,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeEngine
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
-class DecimalText(TypeDecorator[Decimal]):
-    """A Decimal stored as its exact text: SQLite has no decimal type and would round."""
+class ExactDecimal(TypeDecorator[Decimal]):
+    """An exact Decimal on every backend: NUMERIC on PostgreSQL, its text on SQLite.
+
+    PostgreSQL's unconstrained NUMERIC is exact at any scale, so sums can run
+    in SQL and reporting tools read real numbers. SQLite has no decimal type
+    (its NUMERIC affinity turns 0.1 into a binary float), so there the exact
+    text is stored and sums are done in Python with ``Decimal``.
+    """
 
     impl = String(64)
     cache_ok = True
 
-    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> str | None:
-        return None if value is None else str(value)
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        impl: TypeEngine[Any] = (
+            Numeric(asdecimal=True) if dialect.name == "postgresql" else String(64)
+        )
+        return dialect.type_descriptor(impl)
 
-    def process_result_value(self, value: str | None, dialect: Dialect) -> Decimal | None:
-        return None if value is None else Decimal(value)
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> object:
+        if value is None:
+            return None
+        if not value.is_finite():
+            raise ValueError(f"not a finite amount: {value}")
+        return value if dialect.name == "postgresql" else str(value)
+
+    def process_result_value(self, value: object, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+#: The name the walking skeleton used.
+DecimalText = ExactDecimal
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -57,6 +96,119 @@ class SchemaInfo(Base):
     version: Mapped[int]
 
 
+# --- the site's register -------------------------------------------------------------
+
+
+class Site(Base):
+    """A site (one config entry): a building or a bus with its own billing rules."""
+
+    __tablename__ = "pm_site"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    currency: Mapped[str] = mapped_column(String(3))
+
+
+class Meter(Base):
+    """A sub-meter of a site."""
+
+    __tablename__ = "pm_meter"
+
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    device_id: Mapped[int | None]
+    profile: Mapped[str] = mapped_column(String(64), default="")
+
+
+class Tenant(Base):
+    """A tenant account. A closed account (after move-out) takes no more charges."""
+
+    __tablename__ = "pm_tenant"
+
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Assignment(Base):
+    """Which tenant pays for a meter from when to when (move-in to move-out)."""
+
+    __tablename__ = "pm_assignment"
+    __table_args__ = (Index("ix_pm_assignment_meter", "site", "meter", "start_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    meter: Mapped[str] = mapped_column(String(64))
+    tenant: Mapped[str] = mapped_column(String(64))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: None while the tenant still occupies the unit.
+    end_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Tariff(Base):
+    """A named tariff (its prices live in versions with effective dates)."""
+
+    __tablename__ = "pm_tariff"
+
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    unit: Mapped[str] = mapped_column(String(16), default="kWh")
+
+
+class TariffVersion(Base):
+    """A tariff's definition in force from a date; old versions stay for recalculation."""
+
+    __tablename__ = "pm_tariff_version"
+    __table_args__ = (UniqueConstraint("site", "tariff", "effective_from"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    tariff: Mapped[str] = mapped_column(String(64))
+    effective_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: The engine's tariff definition as JSON (the engine owns its shape).
+    definition: Mapped[str] = mapped_column(Text)
+
+
+class SharingRule(Base):
+    """How a common area's or the line loss's cost is shared, from a date."""
+
+    __tablename__ = "pm_sharing_rule"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128))
+    #: consumption, floor_area, equal, fixed_ratio, rated_capacity
+    basis: Mapped[str] = mapped_column(String(32))
+    effective_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    definition: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class Bill(Base):
+    """An issued bill. A recalculation is a new revision; the first one stays."""
+
+    __tablename__ = "pm_bill"
+    __table_args__ = (UniqueConstraint("site", "tenant", "period_start", "revision"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    tenant: Mapped[str] = mapped_column(String(64))
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime())
+    revision: Mapped[int] = mapped_column(default=1)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[Decimal] = mapped_column(ExactDecimal())
+    #: The bill's lines as JSON, as they were issued.
+    document: Mapped[str] = mapped_column(Text, default="{}")
+
+
+# --- the ledger ----------------------------------------------------------------------
+
+
 class Account(Base):
     """A ledger account: a tenant's wallet, cash per payment method, revenue per charge kind."""
 
@@ -65,29 +217,35 @@ class Account(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site: Mapped[str] = mapped_column(String(64))
-    #: e.g. ``wallet:shop01``, ``cash:wechat``, ``revenue:energy``
+    #: e.g. ``wallet:shop01``, ``cash:wechat``, ``refund:cash``, ``revenue:energy``
     code: Mapped[str] = mapped_column(String(128))
+    #: wallet, cash, refund, revenue, adjustment, receivable
     kind: Mapped[str] = mapped_column(String(16))
     tenant: Mapped[str | None] = mapped_column(String(64))
 
 
 class JournalEntry(Base):
-    """One business event (a top-up, a charge); its postings sum to zero."""
+    """One business event (a top-up, a charge, a refund); its postings sum to zero."""
 
     __tablename__ = "pm_entry"
     __table_args__ = (
         UniqueConstraint("site", "reference"),
         Index("ix_pm_entry_site_tenant", "site", "tenant"),
+        Index("ix_pm_entry_site_created", "site", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(24))
     tenant: Mapped[str | None] = mapped_column(String(64))
     #: Idempotency key: a reference applied twice is applied once.
     reference: Mapped[str | None] = mapped_column(String(128))
     memo: Mapped[str] = mapped_column(String(255), default="")
+    #: Who asked for it (a Home Assistant user id), for the audit trail.
+    actor: Mapped[str | None] = mapped_column(String(64))
+    #: The entry this one reverses, for corrections.
+    reverses_id: Mapped[int | None]
     postings: Mapped[list[Posting]] = relationship(back_populates="entry")
 
 
@@ -95,17 +253,43 @@ class Posting(Base):
     """A movement of money into (positive) or out of (negative) one account."""
 
     __tablename__ = "pm_posting"
-    __table_args__ = (Index("ix_pm_posting_account", "account_id"),)
+    __table_args__ = (
+        Index("ix_pm_posting_account", "account_id"),
+        Index("ix_pm_posting_entry", "entry_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     entry_id: Mapped[int] = mapped_column(ForeignKey("pm_entry.id"))
     account_id: Mapped[int] = mapped_column(ForeignKey("pm_account.id"))
-    amount: Mapped[Decimal] = mapped_column(DecimalText())
+    amount: Mapped[Decimal] = mapped_column(ExactDecimal())
     entry: Mapped[JournalEntry] = relationship(back_populates="postings")
 
 
+class PaymentReference(Base):
+    """The first request seen under a reference, so a repeat is answered, not re-applied.
+
+    Payment APIs do it this way: the same request again gets the first result;
+    the same reference with different parameters is refused.
+    """
+
+    __tablename__ = "pm_payment_ref"
+
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reference: Mapped[str] = mapped_column(String(128), primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("pm_entry.id"))
+    #: top_up, refund, adjustment, settlement
+    kind: Mapped[str] = mapped_column(String(24))
+    tenant: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[Decimal] = mapped_column(ExactDecimal())
+    method: Mapped[str] = mapped_column(String(32), default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- readings and charging -----------------------------------------------------------
+
+
 class MeterReading(Base):
-    """A counter reading that was charged (kept for recalculation and disputes)."""
+    """A counter reading (kept for recalculation and disputes)."""
 
     __tablename__ = "pm_reading"
     __table_args__ = (Index("ix_pm_reading_meter", "site", "meter", "taken_at"),)
@@ -114,7 +298,9 @@ class MeterReading(Base):
     site: Mapped[str] = mapped_column(String(64))
     meter: Mapped[str] = mapped_column(String(64))
     taken_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    value: Mapped[Decimal] = mapped_column(DecimalText())
+    value: Mapped[Decimal] = mapped_column(ExactDecimal())
+    #: poll, manual or import
+    source: Mapped[str] = mapped_column(String(16), default="poll")
 
 
 class MeterCursor(Base):
@@ -128,7 +314,7 @@ class MeterCursor(Base):
 
     site: Mapped[str] = mapped_column(String(64), primary_key=True)
     meter: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[Decimal] = mapped_column(DecimalText())
+    value: Mapped[Decimal] = mapped_column(ExactDecimal())
     taken_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -141,3 +327,7 @@ class TenantControl(Base):
     tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
     locked: Mapped[bool] = mapped_column(default=False)
     forced_on: Mapped[bool] = mapped_column(default=False)
+
+
+#: Tables whose rows are never updated or deleted (guarded by triggers).
+APPEND_ONLY_TABLES = ("pm_entry", "pm_posting", "pm_payment_ref")

@@ -12,10 +12,10 @@ import functools
 from collections.abc import Callable
 from typing import Any, Concatenate
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import SCHEMA_VERSION, Base, SchemaInfo
+from .migrations import upgrade
 
 
 class StoreError(Exception):
@@ -23,6 +23,8 @@ class StoreError(Exception):
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # The driver's own transaction handling is switched off: _sqlite_begin does it.
+    dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     # FULL: a committed ledger write survives a power cut, not only a crash.
@@ -32,22 +34,28 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_begin(conn: Connection) -> None:
+    # Take the write lock when a transaction starts, not at its first write: a
+    # transaction that read and then wants to write would otherwise fail with
+    # "database is locked" when another connection (a second process, a
+    # payment racing a poll) wrote in between, instead of waiting its turn.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def make_engine(url: str) -> Engine:
     """An engine for the URL, with SQLite set up for durable, concurrent use."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
 
-def init_schema(engine: Engine) -> None:
-    """Create the tables of a new database and record its schema version."""
-    Base.metadata.create_all(engine)
-    with Session(engine) as session:
-        if session.scalar(select(SchemaInfo).where(SchemaInfo.id == 1)) is None:
-            session.add(SchemaInfo(id=1, version=SCHEMA_VERSION))
-            session.commit()
+def init_schema(engine: Engine) -> int:
+    """Create or upgrade the schema in place; return the version found (0 for a new one)."""
+    with engine.begin() as conn:
+        return upgrade(conn)
 
 
 class Store:
