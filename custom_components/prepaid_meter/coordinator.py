@@ -109,14 +109,17 @@ class SiteConfig:
         opts = entry.options
         host, port = entry.data[CONF_HOST], int(entry.data[CONF_PORT])
         # The entry's own TCP bus is ``default``; more buses (RTU over a serial
-        # port, RTU-over-TCP gateways, more TCP gateways) come from the options.
-        buses = [BusConfig(id=DEFAULT_BUS, host=host, port=port)]
-        buses += [BusConfig.from_dict(b) for b in opts.get(CONF_BUSES, [])]
+        # port, RTU-over-TCP gateways, more TCP gateways) come from the options,
+        # where a bus with id ``default`` replaces the entry's (timeouts, kind).
+        buses = {DEFAULT_BUS: BusConfig(id=DEFAULT_BUS, host=host, port=port)}
+        for spec in opts.get(CONF_BUSES, []):
+            bus = BusConfig.from_dict(spec)
+            buses[bus.id] = bus
         return cls(
             name=entry.data[CONF_NAME],
             host=host,
             port=port,
-            buses=tuple(buses),
+            buses=tuple(buses.values()),
             currency=entry.data[CONF_CURRENCY],
             price=Decimal(str(opts[CONF_PRICE])),
             policy=SupplyPolicy(cut_off_enabled=bool(opts.get(CONF_CUT_OFF_ENABLED, False))),

@@ -71,7 +71,7 @@ def decode_float32(raw: bytes) -> Decimal:
     for digits in range(1, 10):
         text = f"{value:.{digits}g}"
         if struct.pack(">f", float(text)) == raw:
-            return Decimal(text)
+            return Decimal(repr(float(text)))  # plain notation: 230.0, not 2.3E+2
     return Decimal(repr(value))  # pragma: no cover - 9 digits always round-trip
 
 
@@ -139,6 +139,7 @@ class RelayControl:
 
     kind: Literal["coil", "register", "registers"]
     address: int
+    #: Values written to close the relay (supply on) and to open it.
     on: tuple[int, ...] = (1,)
     off: tuple[int, ...] = (0,)
 
@@ -352,10 +353,11 @@ def _relay(spec: Any, key: str) -> Relay:
     if kind == "coil":
         control = RelayControl(kind="coil", address=address)
     else:
-        on = _values(control_spec.get("on"), "relay control on")
-        off = _values(control_spec.get("off"), "relay control off")
+        # YAML 1.1 reads a bare ``on``/``off`` key as a boolean: the keys are close/open.
+        on = _values(control_spec.get("close"), "relay control close")
+        off = _values(control_spec.get("open"), "relay control open")
         if len(on) != len(off) or on == off:
-            raise ProfileError("relay control: on and off must differ and have the same length")
+            raise ProfileError("relay control: close and open must differ and have the same length")
         if kind == "register" and len(on) != 1:
             raise ProfileError("relay control: kind register writes one value (use registers)")
         control = RelayControl(
