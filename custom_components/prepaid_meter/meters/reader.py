@@ -14,6 +14,7 @@ from typing import Protocol
 
 from homeassistant.const import STATE_ON, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
 
 from .modbus import MeterExceptionResponse, MeterIOError, ModbusBus
 from .profiles import RATIO_OF, MeterProfile, quantity
@@ -196,13 +197,17 @@ class EntityMeter:
         if self.relay_entity is None:
             raise MeterIOError("this meter has no relay")
         confirmed: bool | None = None
+        domain = self.relay_entity.partition(".")[0]  # switch, input_boolean, light...
         for _ in range(RELAY_ATTEMPTS):
-            await self.hass.services.async_call(
-                "homeassistant",
-                "turn_on" if closed else "turn_off",
-                {"entity_id": self.relay_entity},
-                blocking=True,
-            )
+            try:
+                await self.hass.services.async_call(
+                    domain,
+                    "turn_on" if closed else "turn_off",
+                    {"entity_id": self.relay_entity},
+                    blocking=True,
+                )
+            except HomeAssistantError as err:
+                raise MeterIOError(f"{self.relay_entity}: {err}") from err
             confirmed = self._relay_closed()
             if confirmed == closed:
                 return closed
