@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant
-from homeassistant.exceptions import ConfigEntryNotReady
+from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
 from .const import CONF_DATABASE_URL, DB_FILENAME, DOMAIN
-from .coordinator import PrepaidConfigEntry, PrepaidCoordinator, PrepaidRuntimeData, SiteConfig
+from .coordinator import (
+    MeterConfig,
+    PrepaidConfigEntry,
+    PrepaidCoordinator,
+    PrepaidRuntimeData,
+    SiteConfig,
+)
 from .meters.modbus import ModbusBus
-from .meters.profiles import load_profile
+from .meters.profiles import CUSTOM, MeterProfile, ProfileError, load_profile, parse_profile
+from .meters.reader import EntityMeter, MeterReader, ModbusMeter
 from .services import async_setup_services
 from .store import Store, StoreError
 
-PLATFORMS = [Platform.SENSOR, Platform.SWITCH]
+PLATFORMS = [Platform.BINARY_SENSOR, Platform.SENSOR, Platform.SWITCH]
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -35,11 +43,58 @@ def database_url(hass: HomeAssistant, entry: PrepaidConfigEntry) -> str:
     return f"sqlite:///{Path(hass.config.path(DB_FILENAME))}"
 
 
+async def _async_profile(hass: HomeAssistant, meter: MeterConfig) -> MeterProfile:
+    if meter.profile == CUSTOM:
+        return parse_profile(f"{CUSTOM}:{meter.id}", meter.custom_profile)
+    return await hass.async_add_executor_job(load_profile, meter.profile)
+
+
+async def async_build_meters(
+    hass: HomeAssistant, site: SiteConfig
+) -> tuple[dict[str, ModbusBus], dict[str, MeterReader]]:
+    """One bus object per configured bus, one reader per meter (profiles validated here)."""
+    buses = {b.id: ModbusBus(b) for b in site.buses}
+    readers: dict[str, MeterReader] = {}
+    for meter in site.meters:
+        if meter.source == "entity":
+            if not meter.energy_entity:
+                raise ProfileError(f"meter {meter.id}: an energy entity is required")
+            readers[meter.id] = EntityMeter(
+                hass,
+                meter.energy_entity,
+                power_entity=meter.power_entity,
+                relay_entity=meter.relay_entity,
+            )
+            continue
+        if meter.bus not in buses:
+            raise ProfileError(f"meter {meter.id}: unknown bus {meter.bus}")
+        readers[meter.id] = ModbusMeter(
+            buses[meter.bus],
+            await _async_profile(hass, meter),
+            meter.device_id,
+            ct_ratio=Decimal(meter.ct_ratio),
+            pt_ratio=Decimal(meter.pt_ratio),
+            multiplier=Decimal(meter.multiplier),
+        )
+    return buses, readers
+
+
+def _close_buses(buses: dict[str, ModbusBus]) -> None:
+    for bus in buses.values():
+        bus.close()
+
+
 async def async_setup_entry(hass: HomeAssistant, entry: PrepaidConfigEntry) -> bool:
-    """Open the store, connect the bus and start polling."""
-    site = SiteConfig.from_entry(entry)
-    profile_keys = {m.profile for m in site.meters}
-    profiles = {key: await hass.async_add_executor_job(load_profile, key) for key in profile_keys}
+    """Open the store, connect the buses and start polling."""
+    try:
+        site = SiteConfig.from_entry(entry)
+        buses, readers = await async_build_meters(hass, site)
+    except (ProfileError, ValueError, TypeError) as err:
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_meter_config",
+            translation_placeholders={"error": str(err)},
+        ) from err
     store = Store(database_url(hass, entry))
     try:
         await store.async_open()
@@ -48,23 +103,22 @@ async def async_setup_entry(hass: HomeAssistant, entry: PrepaidConfigEntry) -> b
         raise ConfigEntryNotReady(
             translation_domain=DOMAIN, translation_key="store_unavailable"
         ) from err
-    bus = ModbusBus(site.host, site.port)
-    coordinator = PrepaidCoordinator(hass, entry, site, store, bus, profiles)
+    coordinator = PrepaidCoordinator(hass, entry, site, store, readers)
     entry.runtime_data = PrepaidRuntimeData(
-        site=site, store=store, bus=bus, profiles=profiles, coordinator=coordinator
+        site=site, store=store, buses=buses, coordinator=coordinator
     )
     try:
         await coordinator.async_config_entry_first_refresh()
     except ConfigEntryNotReady:
-        bus.close()
+        _close_buses(buses)
         await store.async_close()
         raise
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
 
     async def _async_close_on_stop(_event: Event) -> None:
         # Entries are not unloaded when Home Assistant stops: close the store's
-        # thread and the bus here so a shutdown waits for the last write.
-        bus.close()
+        # thread and the buses here so a shutdown waits for the last write.
+        _close_buses(buses)
         await store.async_close()
 
     entry.async_on_unload(
@@ -78,6 +132,6 @@ async def async_unload_entry(hass: HomeAssistant, entry: PrepaidConfigEntry) -> 
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
         runtime = entry.runtime_data
-        runtime.bus.close()
+        _close_buses(runtime.buses)
         await runtime.store.async_close()
     return unloaded

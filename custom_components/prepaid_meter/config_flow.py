@@ -87,7 +87,7 @@ class PrepaidMeterConfigFlow(ConfigFlow, domain=DOMAIN):
             self._async_abort_entries_match(
                 {CONF_HOST: user_input[CONF_HOST], CONF_PORT: user_input[CONF_PORT]}
             )
-            bus = ModbusBus(user_input[CONF_HOST], int(user_input[CONF_PORT]), retries=0)
+            bus = ModbusBus.tcp(user_input[CONF_HOST], int(user_input[CONF_PORT]), retries=0)
             try:
                 await bus.check()
             except MeterIOError:

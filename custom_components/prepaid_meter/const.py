@@ -16,14 +16,21 @@ CONF_DEVICE_IDS: Final = "device_ids"
 CONF_NAME_PREFIX: Final = "name_prefix"
 CONF_PROFILE: Final = "profile"
 CONF_DATABASE_URL: Final = "database_url"
+CONF_BUSES: Final = "buses"
+CONF_OFFLINE_AFTER: Final = "offline_after"
 
 DEFAULT_PORT: Final = 502
 DEFAULT_SCAN_INTERVAL: Final = 30
 DEFAULT_PROFILE: Final = "simulator"
+DEFAULT_BUS: Final = "default"
+DEFAULT_OFFLINE_AFTER: Final = 2
 
 PAYMENT_METHODS: Final = ("cash", "wechat", "alipay", "bank_transfer", "card", "other")
 
 EVENT_CUT_OFF: Final = f"{DOMAIN}_cut_off"
 EVENT_RECONNECTED: Final = f"{DOMAIN}_reconnected"
+#: Meter alarms: payload {entry_id, meter, meter_name, kind, ...}; kind is one of
+#: offline, online, relay_mismatch, counter_reset, counter_rollover.
+EVENT_ALARM: Final = f"{DOMAIN}_alarm"
 
 DB_FILENAME: Final = "prepaid_meter.db"

@@ -23,22 +23,27 @@ from homeassistant.util import dt as dt_util
 from sqlalchemy.orm import Session
 
 from .const import (
+    CONF_BUSES,
     CONF_CURRENCY,
     CONF_CUT_OFF_ENABLED,
     CONF_METERS,
+    CONF_OFFLINE_AFTER,
     CONF_PRICE,
     CONF_SCAN_INTERVAL,
     CONF_TENANTS,
+    DEFAULT_BUS,
+    DEFAULT_OFFLINE_AFTER,
     DEFAULT_PROFILE,
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
+    EVENT_ALARM,
     EVENT_CUT_OFF,
     EVENT_RECONNECTED,
 )
 from .engine.money import ZERO
 from .engine.policy import SupplyPolicy, SupplyState, decide_supply
-from .meters.modbus import MeterIOError, MeterSample, ModbusBus
-from .meters.profiles import MeterProfile
+from .meters.modbus import BusConfig, MeterIOError, ModbusBus
+from .meters.reader import MeterReader, MeterSample, RelayMismatch
 from .store import Store, ledger
 from .store.ledger import BalanceCache, MeterCharge, TopUpResult
 
@@ -46,18 +51,32 @@ _LOGGER = logging.getLogger(__name__)
 
 type PrepaidConfigEntry = ConfigEntry[PrepaidRuntimeData]
 
-#: Failed polls in a row after which a meter is shown offline.
-OFFLINE_AFTER = 2
+#: Where in its counter's range a value must be for a fall to count as a
+#: rollover (last and first tenth) rather than a reset or a swapped meter.
+ROLLOVER_BAND = Decimal("0.1")
 
 
 @dataclass(frozen=True, kw_only=True)
 class MeterConfig:
-    """A sub-meter on the site's bus."""
+    """A sub-meter: a profile at a device id on a bus, or an existing entity."""
 
     id: str
     name: str
-    device_id: int
+    device_id: int = 0
     profile: str = DEFAULT_PROFILE
+    #: The bus id (``default`` is the entry's own TCP bus).
+    bus: str = DEFAULT_BUS
+    #: ``modbus`` or ``entity`` (an existing Home Assistant energy sensor).
+    source: str = "modbus"
+    #: Current and voltage transformer ratios and a multiplier, as decimal strings.
+    ct_ratio: str = "1"
+    pt_ratio: str = "1"
+    multiplier: str = "1"
+    #: The register map when ``profile`` is ``custom`` (validated like a profile file).
+    custom_profile: dict[str, Any] | None = None
+    energy_entity: str | None = None
+    power_entity: str | None = None
+    relay_entity: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,10 +95,12 @@ class SiteConfig:
     name: str
     host: str
     port: int
+    buses: tuple[BusConfig, ...]
     currency: str
     price: Decimal
     policy: SupplyPolicy
     scan_interval: int
+    offline_after: int
     meters: tuple[MeterConfig, ...]
     tenants: tuple[TenantConfig, ...]
 
@@ -87,14 +108,24 @@ class SiteConfig:
     def from_entry(cls, entry: ConfigEntry[Any]) -> SiteConfig:
         """Read the site from the entry's data (connection) and options (billing, building)."""
         opts = entry.options
+        host, port = entry.data[CONF_HOST], int(entry.data[CONF_PORT])
+        # The entry's own TCP bus is ``default``; more buses (RTU over a serial
+        # port, RTU-over-TCP gateways, more TCP gateways) come from the options,
+        # where a bus with id ``default`` replaces the entry's (timeouts, kind).
+        buses = {DEFAULT_BUS: BusConfig(id=DEFAULT_BUS, host=host, port=port)}
+        for spec in opts.get(CONF_BUSES, []):
+            bus = BusConfig.from_dict(spec)
+            buses[bus.id] = bus
         return cls(
             name=entry.data[CONF_NAME],
-            host=entry.data[CONF_HOST],
-            port=int(entry.data[CONF_PORT]),
+            host=host,
+            port=port,
+            buses=tuple(buses.values()),
             currency=entry.data[CONF_CURRENCY],
             price=Decimal(str(opts[CONF_PRICE])),
             policy=SupplyPolicy(cut_off_enabled=bool(opts.get(CONF_CUT_OFF_ENABLED, False))),
             scan_interval=int(opts.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL)),
+            offline_after=max(1, int(opts.get(CONF_OFFLINE_AFTER, DEFAULT_OFFLINE_AFTER))),
             meters=tuple(MeterConfig(**m) for m in opts.get(CONF_METERS, [])),
             tenants=tuple(
                 TenantConfig(id=t["id"], name=t["name"], meters=tuple(t["meters"]))
@@ -113,11 +144,13 @@ class MeterState:
 
     sample: MeterSample | None = None
     failures: int = 0
+    #: Failed polls in a row after which the meter is shown offline.
+    offline_after: int = DEFAULT_OFFLINE_AFTER
 
     @property
     def online(self) -> bool:
         """Whether the meter answered recently enough."""
-        return self.sample is not None and self.failures < OFFLINE_AFTER
+        return self.sample is not None and self.failures < self.offline_after
 
 
 @dataclass
@@ -144,8 +177,7 @@ class PrepaidRuntimeData:
 
     site: SiteConfig
     store: Store
-    bus: ModbusBus
-    profiles: dict[str, MeterProfile]
+    buses: dict[str, ModbusBus]
     coordinator: PrepaidCoordinator
 
 
@@ -160,8 +192,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         entry: PrepaidConfigEntry,
         site: SiteConfig,
         store: Store,
-        bus: ModbusBus,
-        profiles: dict[str, MeterProfile],
+        readers: dict[str, MeterReader],
     ) -> None:
         super().__init__(
             hass,
@@ -172,14 +203,13 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         )
         self.site = site
         self.store = store
-        self.bus = bus
-        self.profiles = profiles
+        self.readers = readers
         self.site_id = entry.entry_id
         self._lock = asyncio.Lock()
         self._balances = BalanceCache()
         self._cursors: dict[str, Decimal] = {}
         self.data = SiteData(
-            meters={m.id: MeterState() for m in site.meters},
+            meters={m.id: MeterState(offline_after=site.offline_after) for m in site.meters},
             tenants={t.id: TenantState() for t in site.tenants},
         )
 
@@ -205,18 +235,11 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
     async def _async_update_data(self) -> SiteData:
         now = dt_util.utcnow()
         data = self.data
+        # Buses are polled concurrently, the meters of one bus in sequence.
+        by_bus: dict[str, list[MeterConfig]] = {}
         for meter in self.site.meters:
-            state = data.meters[meter.id]
-            try:
-                sample = await self.bus.read(self.profiles[meter.profile], meter.device_id)
-            except MeterIOError as err:
-                state.failures += 1
-                if state.failures == OFFLINE_AFTER:
-                    _LOGGER.warning("Meter %s stopped answering: %s", meter.name, err)
-                continue
-            if state.failures >= OFFLINE_AFTER:
-                _LOGGER.info("Meter %s is answering again", meter.name)
-            state.sample, state.failures = sample, 0
+            by_bus.setdefault(meter.bus if meter.source == "modbus" else "", []).append(meter)
+        await asyncio.gather(*(self._poll_bus(meters) for meters in by_bus.values()))
         if not any(m.online for m in data.meters.values()):
             raise UpdateFailed(
                 translation_domain=DOMAIN,
@@ -228,6 +251,38 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             for tenant in self.site.tenants:
                 await self._apply_policy(tenant)
         return data
+
+    async def _poll_bus(self, meters: list[MeterConfig]) -> None:
+        for meter in meters:
+            await self._poll_meter(meter)
+
+    async def _poll_meter(self, meter: MeterConfig) -> None:
+        """Read one meter; log and raise an alarm once when it goes away and comes back."""
+        state = self.data.meters[meter.id]
+        try:
+            sample = await self.readers[meter.id].read()
+        except MeterIOError as err:
+            state.failures += 1
+            if state.failures == state.offline_after:
+                _LOGGER.warning("Meter %s stopped answering: %s", meter.name, err)
+                self._alarm(meter, "offline", error=str(err))
+            return
+        if state.failures >= state.offline_after:
+            _LOGGER.info("Meter %s is answering again", meter.name)
+            self._alarm(meter, "online", missed_polls=state.failures)
+        state.sample, state.failures = sample, 0
+
+    def _alarm(self, meter: MeterConfig, kind: str, **details: Any) -> None:
+        self.hass.bus.async_fire(
+            EVENT_ALARM,
+            {
+                "entry_id": self.site_id,
+                "meter": meter.id,
+                "meter_name": meter.name,
+                "kind": kind,
+                **details,
+            },
+        )
 
     async def _charge(self, data: SiteData, now: datetime) -> None:
         """Charge every online meter's counter delta to its tenant's wallet."""
@@ -241,16 +296,12 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             if previous is not None and value == previous:
                 continue
             tenant = self.site.tenant_of(meter.id)
-            amount = ZERO
-            if previous is not None and value > previous and tenant is not None:
-                amount = (value - previous) * self.site.price
+            used = ZERO
+            if previous is not None and value > previous:
+                used = value - previous
             elif previous is not None and value < previous:
-                _LOGGER.warning(
-                    "Meter %s counter went backwards (%s -> %s): not charged",
-                    meter.name,
-                    previous,
-                    value,
-                )
+                used = self._counter_fell(meter, previous, value)
+            amount = used * self.site.price if tenant is not None else ZERO
             charges.append(
                 MeterCharge(
                     meter=meter.id,
@@ -266,6 +317,26 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         for charge in charges:
             self._cursors[charge.meter] = charge.value
         self._set_balances(balances)
+
+    def _counter_fell(self, meter: MeterConfig, previous: Decimal, value: Decimal) -> Decimal:
+        """Energy used when a counter reads lower than before: the wrapped delta or nothing.
+
+        A fall from the last tenth of the counter's range into the first tenth
+        is a rollover and the energy across the wrap is charged; any other fall
+        (reset, swapped meter) is never charged as negative and raises an alarm.
+        """
+        wrap = self.readers[meter.id].energy_wrap
+        band = None if wrap is None else wrap * ROLLOVER_BAND
+        if wrap is not None and band is not None and previous >= wrap - band and value < band:
+            used = wrap - previous + value
+            _LOGGER.info("Meter %s counter rolled over (%s -> %s)", meter.name, previous, value)
+            self._alarm(meter, "counter_rollover", previous=str(previous), value=str(value))
+            return used
+        _LOGGER.warning(
+            "Meter %s counter went backwards (%s -> %s): not charged", meter.name, previous, value
+        )
+        self._alarm(meter, "counter_reset", previous=str(previous), value=str(value))
+        return ZERO
 
     def _charge_and_balance(
         self, session: Session, charges: list[MeterCharge]
@@ -358,16 +429,18 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             if sample.relay_closed == decision.relay_closed:
                 continue
             try:
-                confirmed = await self.bus.set_relay(
-                    self.profiles[meter.profile], meter.device_id, decision.relay_closed
+                confirmed = await self.readers[meter_id].set_relay(decision.relay_closed)
+            except RelayMismatch as err:
+                _LOGGER.warning("Relay of meter %s did not obey: %s", meter.name, err)
+                mstate.sample = MeterSample(values=sample.values, relay_closed=err.confirmed)
+                self._alarm(
+                    meter, "relay_mismatch", wanted_closed=err.wanted, relay_closed=err.confirmed
                 )
+                continue
             except MeterIOError as err:
                 _LOGGER.warning("Relay of meter %s not switched: %s", meter.name, err)
                 continue
             mstate.sample = MeterSample(values=sample.values, relay_closed=confirmed)
-            if confirmed != decision.relay_closed:
-                _LOGGER.warning("Relay of meter %s did not obey", meter.name)
-                continue
             switched = True
         state.supply = decision.state
         if not switched:

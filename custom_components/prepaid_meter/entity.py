@@ -17,14 +17,14 @@ class MeterEntity(CoordinatorEntity[PrepaidCoordinator]):
     def __init__(self, coordinator: PrepaidCoordinator, meter: MeterConfig, key: str) -> None:
         super().__init__(coordinator)
         self.meter = meter
-        profile = coordinator.profiles[meter.profile]
+        reader = coordinator.readers[meter.id]
         self._attr_unique_id = f"{coordinator.site_id}_meter_{meter.id}_{key}"
         self._attr_device_info = DeviceInfo(
             identifiers={(DOMAIN, f"{coordinator.site_id}_meter_{meter.id}")},
             name=f"{meter.name} meter",
-            manufacturer=profile.manufacturer,
-            model=profile.model,
-            serial_number=str(meter.device_id),
+            manufacturer=reader.manufacturer,
+            model=reader.model,
+            serial_number=str(meter.device_id) if meter.source == "modbus" else None,
         )
 
     @property

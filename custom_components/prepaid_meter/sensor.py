@@ -16,6 +16,7 @@ from homeassistant.const import (
     UnitOfElectricCurrent,
     UnitOfElectricPotential,
     UnitOfEnergy,
+    UnitOfFrequency,
     UnitOfPower,
 )
 from homeassistant.core import HomeAssistant
@@ -43,6 +44,27 @@ class MeterSensorDescription(SensorEntityDescription):
     register: str
 
 
+def _phases(
+    key: str,
+    device_class: SensorDeviceClass,
+    unit: str,
+) -> tuple[MeterSensorDescription, ...]:
+    """Per-phase values of three-phase meters, off by default (the totals are what bills use)."""
+    return tuple(
+        MeterSensorDescription(
+            key=f"{key}_l{n}",
+            translation_key=f"{key}_phase",
+            translation_placeholders={"phase": f"L{n}"},
+            register=f"{key}_l{n}",
+            device_class=device_class,
+            state_class=SensorStateClass.MEASUREMENT,
+            native_unit_of_measurement=unit,
+            entity_registry_enabled_default=False,
+        )
+        for n in (1, 2, 3)
+    )
+
+
 METER_SENSORS: tuple[MeterSensorDescription, ...] = (
     MeterSensorDescription(
         key="energy",
@@ -52,6 +74,16 @@ METER_SENSORS: tuple[MeterSensorDescription, ...] = (
         state_class=SensorStateClass.TOTAL_INCREASING,
         native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
         suggested_display_precision=2,
+    ),
+    MeterSensorDescription(
+        key="energy_export",
+        translation_key="energy_export",
+        register="energy_export",
+        device_class=SensorDeviceClass.ENERGY,
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=2,
+        entity_registry_enabled_default=False,
     ),
     MeterSensorDescription(
         key="power",
@@ -79,6 +111,26 @@ METER_SENSORS: tuple[MeterSensorDescription, ...] = (
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
         entity_registry_enabled_default=False,
     ),
+    MeterSensorDescription(
+        key="power_factor",
+        translation_key="power_factor",
+        register="power_factor",
+        device_class=SensorDeviceClass.POWER_FACTOR,
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_registry_enabled_default=False,
+    ),
+    MeterSensorDescription(
+        key="frequency",
+        translation_key="frequency",
+        register="frequency",
+        device_class=SensorDeviceClass.FREQUENCY,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfFrequency.HERTZ,
+        entity_registry_enabled_default=False,
+    ),
+    *_phases("power", SensorDeviceClass.POWER, UnitOfPower.WATT),
+    *_phases("voltage", SensorDeviceClass.VOLTAGE, UnitOfElectricPotential.VOLT),
+    *_phases("current", SensorDeviceClass.CURRENT, UnitOfElectricCurrent.AMPERE),
 )
 
 
@@ -118,8 +170,7 @@ async def async_setup_entry(
     coordinator = entry.runtime_data.coordinator
     entities: list[SensorEntity] = []
     for meter in coordinator.site.meters:
-        profile = coordinator.profiles[meter.profile]
-        names = {r.name for r in profile.registers}
+        names = coordinator.readers[meter.id].names
         entities.extend(
             MeterSensor(coordinator, meter, d) for d in METER_SENSORS if d.register in names
         )

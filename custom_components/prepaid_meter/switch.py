@@ -28,7 +28,7 @@ async def async_setup_entry(
     async_add_entities(
         RelaySwitch(coordinator, meter)
         for meter in coordinator.site.meters
-        if coordinator.profiles[meter.profile].relay is not None
+        if coordinator.readers[meter.id].has_relay
         and coordinator.site.tenant_of(meter.id) is not None
     )
 
