@@ -8,7 +8,7 @@ largest-remainder method so the parts add up to the total to the minor unit.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Context, Decimal, InvalidOperation, localcontext
 
 # ISO 4217 minor units for the currencies that differ from the usual 2.
 # (Source: ISO 4217 list of codes, column "minor unit".)
@@ -110,3 +110,38 @@ def split_largest_remainder(
     for i in order[:leftover]:
         floors[i] += 1
     return [sign * Decimal(n) * q for n in floors]
+
+
+#: Splits in `split_to_step` run in this context so no weight product is rounded.
+_SPLIT_CONTEXT = Context(prec=80, rounding=ROUND_HALF_UP)
+
+
+def split_to_step(total: Decimal, weights: Sequence[Decimal], step: Decimal) -> list[Decimal]:
+    """`split_largest_remainder` in steps of ``step`` (e.g. 0.001 kWh) instead of a currency.
+
+    ``total`` is first rounded half-up to ``step``; every share is cut down to
+    ``step``, the leftover steps go one each to the largest remainders, ties to
+    the earlier position. All weights zero: equal split. The parts add up to
+    the rounded total exactly and carry the sign of ``total``.
+    """
+    if not weights:
+        raise MoneyError("nothing to split among")
+    if any(w < 0 for w in weights):
+        raise MoneyError("negative weight")
+    if not step > 0:
+        raise MoneyError("step must be positive")
+    with localcontext(_SPLIT_CONTEXT):
+        rounded = total.quantize(step, rounding=ROUND_HALF_UP)
+        sign = -1 if rounded < 0 else 1
+        units = int((abs(rounded) / step).to_integral_value())
+        weight_sum = sum(weights, ZERO)
+        if weight_sum == 0:
+            weights = [Decimal(1)] * len(weights)
+            weight_sum = Decimal(len(weights))
+        exact = [Decimal(units) * w / weight_sum for w in weights]
+        floors = [int(e.to_integral_value(rounding=ROUND_DOWN)) for e in exact]
+        leftover = units - sum(floors)
+        order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - floors[i]), i))
+        for i in order[:leftover]:
+            floors[i] += 1
+        return [(sign * Decimal(n) * step).quantize(step) for n in floors]
