@@ -176,6 +176,8 @@ class Bill:
             "period": {
                 "start": s.period.start.isoformat(),
                 "end": s.period.end.isoformat(),
+                "cycle_start": s.period.cycle_start.isoformat(),
+                "cycle_end": s.period.cycle_end.isoformat(),
                 "start_local": start_local.date().isoformat(),
                 # The last day billed (the end is exclusive).
                 "end_local": (end_local - timedelta(microseconds=1)).date().isoformat(),
