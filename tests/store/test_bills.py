@@ -78,7 +78,7 @@ def test_prepaid_bill_equals_deductions_and_is_issued_once(
                                   issued_at=MAY.end + timedelta(hours=2))  # fmt: skip
         assert again[0].duplicate
         assert again[0].id == issued.id
-        html = bills.bill_file(session, issued.id, "html:default", lambda d: b"never")
+        html = bills.bill_file(session, issued.id, "html:en", lambda d: b"never")
         assert html == f"<p>{issued.total}</p>".encode()
         pdf = bills.bill_file(session, issued.id, "pdf:en", lambda d: d["number"].encode())
         assert pdf == b"000001"

@@ -16,12 +16,12 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, localcontext
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import String, func, select, type_coerce
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from ..engine.billing import (
@@ -38,11 +38,11 @@ from ..engine.billing import (
 from ..engine.calendars import BillingPeriod, as_zone, local_midnight
 from ..engine.intervals import IntervalUse
 from ..engine.money import ZERO, round_money
-from ..engine.rating import rate_period
+from ..engine.rating import UsageSeries, rate_period
 from ..engine.tariffs import Tariff, tariff_from_dict
 from .ledger import EXACT_PRECISION, LedgerError, _Accounts, _whole, post_entry, wallet_code
-from .models import Account, BillFile, JournalEntry, MeterReading, Posting, TariffVersion
 from .models import Bill as BillRow
+from .models import BillFile, TariffVersion, UTCDateTime
 
 #: How far back a bill may be recalculated.
 RECALCULATE_MONTHS = 12
@@ -118,38 +118,48 @@ def site_tariff(session: Session, spec: SiteSpec) -> Tariff:
     return tariff_from_dict({**base, "versions": versions})
 
 
-def _value_col() -> Any:
-    # The exact text as stored (SQLite) or NUMERIC (PostgreSQL), without the
-    # per-row TypeDecorator: a month of 15-minute data is many rows.
-    return type_coerce(MeterReading.value, String)
+# Plain SQL for the bulk reads of a bill run: a month of 15-minute readings
+# and charges is thousands of rows per tenant, and the ORM's per-row type
+# processing would cost more than the rating. Parameters still go through the
+# columns' types, so times compare as the store wrote them on every backend.
+_READINGS = text(
+    "SELECT taken_at, value FROM pm_reading WHERE site = :site AND meter = :meter"
+    " AND taken_at > :start AND taken_at <= :end ORDER BY taken_at"
+).bindparams(bindparam("start", type_=UTCDateTime()), bindparam("end", type_=UTCDateTime()))
+_READING_AT = text(
+    "SELECT taken_at, value FROM pm_reading WHERE site = :site AND meter = :meter"
+    " AND taken_at <= :at ORDER BY taken_at DESC LIMIT 1"
+).bindparams(bindparam("at", type_=UTCDateTime()))
+_WALLET = text(
+    "SELECT e.kind, CASE WHEN e.created_at <= :start THEN 1 ELSE 0 END, p.amount"
+    " FROM pm_posting p JOIN pm_entry e ON e.id = p.entry_id"
+    " JOIN pm_account a ON a.id = p.account_id"
+    " WHERE a.site = :site AND a.code = :code AND e.created_at <= :end"
+).bindparams(bindparam("start", type_=UTCDateTime()), bindparam("end", type_=UTCDateTime()))
+
+
+def _time(value: datetime | str) -> datetime:
+    """A stored time as an aware UTC datetime (SQLite gives back the stored text)."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _readings(
     session: Session, site: str, meter: str, start: datetime, end: datetime
 ) -> list[tuple[datetime, Decimal]]:
     """The last reading at or before ``start`` and every reading in ``(start, end]``."""
-    base = select(MeterReading.taken_at, _value_col()).where(
-        MeterReading.site == site, MeterReading.meter == meter
-    )
-    first = session.execute(
-        base.where(MeterReading.taken_at <= start).order_by(MeterReading.taken_at.desc()).limit(1)
-    ).all()
-    rest = session.execute(
-        base.where(MeterReading.taken_at > start, MeterReading.taken_at <= end).order_by(
-            MeterReading.taken_at
-        )
-    ).all()
-    return [(t, Decimal(v)) for t, v in (*first, *rest)]
+    conn = session.connection()
+    first = conn.execute(_READING_AT, {"site": site, "meter": meter, "at": start}).all()
+    rest = conn.execute(_READINGS, {"site": site, "meter": meter, "start": start, "end": end}).all()
+    return [(_time(t), Decimal(v)) for t, v in (*first, *rest)]
 
 
 def _reading_at(session: Session, site: str, meter: str, at: datetime) -> Decimal | None:
-    value = session.scalar(
-        select(_value_col())
-        .where(MeterReading.site == site, MeterReading.meter == meter, MeterReading.taken_at <= at)
-        .order_by(MeterReading.taken_at.desc())
-        .limit(1)
+    row = (
+        session.connection().execute(_READING_AT, {"site": site, "meter": meter, "at": at}).first()
     )
-    return None if value is None else Decimal(value)
+    return None if row is None else Decimal(row[1])
 
 
 def _history(
@@ -186,21 +196,14 @@ def wallet_movements(
     session: Session, site: str, tenant: str, start: datetime, end: datetime
 ) -> WalletMovements:
     """The tenant's wallet from the ledger: at ``start``, moved in ``(start, end]``, at ``end``."""
-    rows = session.execute(
-        select(JournalEntry.created_at, JournalEntry.kind, type_coerce(Posting.amount, String))
-        .join(Posting, Posting.entry_id == JournalEntry.id)
-        .join(Account, Posting.account_id == Account.id)
-        .where(
-            Account.site == site,
-            Account.code == wallet_code(tenant),
-            JournalEntry.created_at <= end,
-        )
+    rows = session.connection().execute(
+        _WALLET, {"site": site, "code": wallet_code(tenant), "start": start, "end": end}
     )
     opening = top_ups = deducted = refunds = adjustments = ZERO
     with localcontext(prec=EXACT_PRECISION):
-        for at, kind, text in rows:
-            amount = Decimal(text)
-            if at <= start:
+        for kind, before, value in rows:
+            amount = value if isinstance(value, Decimal) else Decimal(value)
+            if before:
                 opening += amount
             elif kind == "top_up":
                 top_ups += amount
@@ -248,12 +251,12 @@ def gather(
             meters.append(MeterReadings(meter=meter_id, name=meter_name, start=None,
                                         start_at=None, end=None, end_at=None))  # fmt: skip
         for (t0, v0), (t1, v1) in pairwise(readings):
-            if v1 > v0:  # a counter that fell was never charged
-                intervals.append(IntervalUse(max(t0, period.start), t1, v1 - v0))
+            # A counter that fell was never charged: no energy in that interval.
+            intervals.append(IntervalUse(max(t0, period.start), t1, max(v1 - v0, ZERO)))
     intervals.sort(key=lambda iv: iv.start)
     if len(tenant.meters) > 1:
         intervals = _merge(intervals)
-    rated = rate_period(tariff, period, intervals)
+    rated = rate_period(tariff, period, _as_series(intervals) or intervals)
     data = BillInput(
         site_name=spec.name,
         site_address=spec.address,
@@ -279,6 +282,25 @@ def gather(
         replaces_total=replaces_total,
     )
     return assemble_bill(data)
+
+
+def _as_series(intervals: list[IntervalUse]) -> UsageSeries | None:
+    """Regular polls (every N whole minutes, none missed) as the rating engine's compact series.
+
+    The same energy in the same intervals, rated through the engine's cached
+    plan for a regular grid: much faster for a month of 15-minute readings.
+    """
+    if len(intervals) < 2:
+        return None
+    step = intervals[0].end - intervals[0].start
+    minutes, rest = divmod(step, timedelta(minutes=1))
+    if rest or not minutes:
+        return None
+    start = intervals[0].start
+    for i, iv in enumerate(intervals):
+        if iv.start != start + i * step or iv.end - iv.start != step:
+            return None
+    return UsageSeries(start, minutes, [iv.energy for iv in intervals])
 
 
 def _merge(intervals: list[IntervalUse]) -> list[IntervalUse]:
@@ -325,7 +347,12 @@ def _answer(row: BillRow, **extra: Any) -> IssuedBill:
 
 
 def _store(
-    session: Session, spec: SiteSpec, bill: Bill, seq: int, render: Renderer | None
+    session: Session,
+    spec: SiteSpec,
+    bill: Bill,
+    seq: int,
+    render: Renderer | None,
+    render_format: str = "html:en",
 ) -> BillRow:
     document = bill.to_dict()
     digest = content_hash(document)
@@ -350,9 +377,7 @@ def _store(
     if render is not None:
         session.flush()
         html = render(document).encode()
-        session.add(
-            BillFile(bill_id=row.id, format="html:default", content=html, sha256=_sha(html))
-        )
+        session.add(BillFile(bill_id=row.id, format=render_format, content=html, sha256=_sha(html)))
     return row
 
 
@@ -369,6 +394,7 @@ def issue_bills(
     periods: Sequence[BillingPeriod],
     issued_at: datetime,
     render: Renderer | None = None,
+    render_format: str = "html:en",
     tariff: Tariff | None = None,
 ) -> list[IssuedBill]:
     """Issue one bill per tenant (``periods[i]`` for ``tenants[i]``) in one transaction.
@@ -396,7 +422,7 @@ def issue_bills(
             continue
         bill = gather(session, spec, tenant, period, tariff, number=bill_number(seq),
                       revision=1, issued_at=issued_at)  # fmt: skip
-        row = _store(session, spec, bill, seq, render)
+        row = _store(session, spec, bill, seq, render, render_format)
         session.flush()
         out.append(_answer(row))
         seq += 1
@@ -413,6 +439,7 @@ def recalculate_bill(
     bill_id: int,
     now: datetime,
     render: Renderer | None = None,
+    render_format: str = "html:en",
     tariff: Tariff | None = None,
     actor: str | None = None,
 ) -> IssuedBill:
@@ -472,7 +499,7 @@ def recalculate_bill(
             memo=f"bill {latest.number} recalculated as {bill.source.number}",
             actor=actor,
         )
-    row = _store(session, spec, bill, seq, render)
+    row = _store(session, spec, bill, seq, render, render_format)
     session.flush()
     answer = _answer(row, correction=round_money(-difference, spec.currency))
     session.commit()
@@ -491,10 +518,14 @@ def get_bill(session: Session, site: str | None, bill_id: int) -> BillRow | None
 
 
 def bill_file(
-    session: Session, bill_id: int, fmt: str, make: Callable[[dict[str, Any]], bytes]
+    session: Session,
+    bill_id: int,
+    fmt: str,
+    make: Callable[[dict[str, Any]], bytes],
+    site: str | None = None,
 ) -> bytes | None:
     """A bill's rendered document: the one stored, or made now from the stored data and kept."""
-    row = session.get(BillRow, bill_id)
+    row = get_bill(session, site, bill_id)
     if row is None:
         return None
     stored = session.get(BillFile, (bill_id, fmt))
