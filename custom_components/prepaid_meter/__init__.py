@@ -22,7 +22,7 @@ from .coordinator import (
 from .meters.modbus import ModbusBus
 from .meters.profiles import CUSTOM, MeterProfile, ProfileError, load_profile, parse_profile
 from .meters.reader import EntityMeter, MeterReader, ModbusMeter
-from .services import async_setup_services
+from .services import async_setup_bill_services, async_setup_services
 from .store import Store, StoreError
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.SENSOR, Platform.SWITCH]
@@ -33,6 +33,7 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the actions once, for every site."""
     async_setup_services(hass)
+    async_setup_bill_services(hass)
     return True
 
 

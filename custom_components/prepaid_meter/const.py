@@ -34,3 +34,16 @@ EVENT_RECONNECTED: Final = f"{DOMAIN}_reconnected"
 EVENT_ALARM: Final = f"{DOMAIN}_alarm"
 
 DB_FILENAME: Final = "prepaid_meter.db"
+
+#: A bill was issued: payload {entry_id, tenant, tenant_name, bill_number,
+#: period_start, period_end, total, currency, url} (plus revision and bill_id).
+EVENT_BILL_ISSUED: Final = f"{DOMAIN}_bill_issued"
+#: Progress of a long bill run: payload {entry_id, done, total}.
+EVENT_BILL_PROGRESS: Final = f"{DOMAIN}_bill_progress"
+#: Per-tenant option: ``prepaid`` (default) or ``postpaid``.
+CONF_BILLING_MODE: Final = "billing"
+#: Site options: the day of the month bills are issued for, days to pay a postpaid bill.
+CONF_BILLING_DAY: Final = "billing_day"
+CONF_DUE_DAYS: Final = "due_days"
+DEFAULT_BILLING_DAY: Final = 1
+DEFAULT_DUE_DAYS: Final = 14

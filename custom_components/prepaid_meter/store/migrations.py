@@ -62,8 +62,20 @@ def _to_v2(conn: Connection) -> None:
     )
 
 
+def _to_v3(conn: Connection) -> None:
+    """Bill numbers, content hashes, billing mode, rendered documents; issued bills append-only."""
+    Base.metadata.create_all(conn)  # pm_bill_file
+    _add_column(conn, "pm_bill", "seq", "INTEGER")
+    _add_column(conn, "pm_bill", "number", "VARCHAR(32)")
+    _add_column(conn, "pm_bill", "content_hash", "VARCHAR(64)")
+    _add_column(conn, "pm_bill", "mode", "VARCHAR(16)")
+    conn.exec_driver_sql(
+        "CREATE UNIQUE INDEX IF NOT EXISTS ix_pm_bill_site_seq ON pm_bill (site, seq)"
+    )
+
+
 #: MIGRATIONS[n] upgrades a version n-1 database to version n.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3}
 
 
 def install_guards(conn: Connection) -> None:
