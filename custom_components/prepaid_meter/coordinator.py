@@ -18,6 +18,7 @@ from typing import Any, Concatenate
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.event import async_track_point_in_utc_time
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
@@ -408,6 +409,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
                 "entry_id": self.site_id,
                 "meter": meter.id,
                 "meter_name": meter.name,
+                "device_id": self._device_id(f"{self.site_id}_meter_{meter.id}"),
                 "kind": kind,
                 **details,
             },
@@ -584,12 +586,18 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             await self._apply_policy(tenant)
         self.async_update_listeners()
 
+    def _device_id(self, identifier: str) -> str | None:
+        """The device registry id of a meter or tenant device (for automations' filters)."""
+        device = dr.async_get(self.hass).async_get_device(identifiers={(DOMAIN, identifier)})
+        return device.id if device else None
+
     def _tenant_payload(self, tenant: TenantConfig) -> dict[str, Any]:
         state = self.data.tenants[tenant.id]
         return {
             "entry_id": self.site_id,
             "tenant": tenant.id,
             "tenant_name": tenant.name,
+            "device_id": self._device_id(f"{self.site_id}_tenant_{tenant.id}"),
             "balance": str(state.balance),
             "currency": self.site.currency,
         }
