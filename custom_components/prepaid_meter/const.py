@@ -51,7 +51,7 @@ CONF_POLICY: Final = "policy"
 
 DEFAULT_FORECAST_DAYS: Final = 7
 
-#: {entry_id, tenant, tenant_name, kind (balance|days_left), level, balance, days_left, currency}
+days_left), level, balance, days_left, currency}|days_left), level, balance, days_left, currency}
 EVENT_LOW_BALANCE: Final = f"{DOMAIN}_low_balance"
 #: {entry_id, tenant, tenant_name, amount, balance, currency}
 EVENT_EMERGENCY_CREDIT: Final = f"{DOMAIN}_emergency_credit"
