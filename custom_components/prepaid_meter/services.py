@@ -795,3 +795,67 @@ def async_setup_bill_services(hass: HomeAssistant) -> None:
             supports_response=SupportsResponse.OPTIONAL,
         )
     hass.http.register_view(BillView())
+
+
+# --- supply control: manual lock, force-on, release, emergency credit ---------------------
+
+SERVICE_LOCK_SUPPLY = "lock_supply"
+SERVICE_FORCE_SUPPLY = "force_supply"
+SERVICE_RELEASE_SUPPLY = "release_supply"
+SERVICE_EMERGENCY_CREDIT = "emergency_credit"
+
+SUPPLY_SCHEMA = vol.Schema({**_SITE, vol.Required(ATTR_TENANT): cv.string})
+
+
+def _supply_result(entry: PrepaidConfigEntry, tenant: TenantConfig) -> dict[str, Any]:
+    state = entry.runtime_data.coordinator.data.tenants[tenant.id]
+    return {
+        "tenant": tenant.id,
+        "supply": state.supply.value,
+        "locked": state.locked,
+        "forced_on": state.forced_on,
+        "balance": str(state.balance),
+        "emergency_credit": str(state.emergency),
+    }
+
+
+async def _async_supply_override(call: ServiceCall) -> ServiceResponse:
+    """Lock (keep off), force on (keep on) or release a tenant's supply."""
+    entry, tenant = resolve_tenant(call.hass, call)
+    coordinator = entry.runtime_data.coordinator
+    if call.service == SERVICE_LOCK_SUPPLY:
+        await coordinator.async_set_override(tenant.id, locked=True, forced_on=False)
+    elif call.service == SERVICE_FORCE_SUPPLY:
+        await coordinator.async_set_override(tenant.id, locked=False, forced_on=True)
+    else:
+        await coordinator.async_set_override(tenant.id, locked=False, forced_on=False)
+    return _supply_result(entry, tenant)
+
+
+async def _async_emergency_credit(call: ServiceCall) -> ServiceResponse:
+    """Grant the tenant's emergency credit (once until the next top-up)."""
+    entry, tenant = resolve_tenant(call.hass, call)
+    if tenant.policy.emergency_credit <= 0:
+        raise _error("emergency_credit_disabled", tenant=tenant.id)
+    granted = await entry.runtime_data.coordinator.async_grant_emergency(tenant.id)
+    if granted is None:
+        raise _error("emergency_credit_used", tenant=tenant.id)
+    return _supply_result(entry, tenant)
+
+
+def async_setup_supply_services(hass: HomeAssistant) -> None:
+    """Register the supply-control actions (admin-only)."""
+    for name, handler in (
+        (SERVICE_LOCK_SUPPLY, _async_supply_override),
+        (SERVICE_FORCE_SUPPLY, _async_supply_override),
+        (SERVICE_RELEASE_SUPPLY, _async_supply_override),
+        (SERVICE_EMERGENCY_CREDIT, _async_emergency_credit),
+    ):
+        async_register_admin_service(
+            hass,
+            DOMAIN,
+            name,
+            handler,
+            schema=SUPPLY_SCHEMA,
+            supports_response=SupportsResponse.OPTIONAL,
+        )

@@ -4,7 +4,9 @@ Schema history (see ``migrations.py``): version 1 was the walking skeleton's
 ledger; version 2 adds the site's register (meters, tenant accounts,
 assignments, tariffs, sharing rules, bills), payment references, the audit
 columns of an entry, and the append-only guards; version 3 adds bill numbers,
-content hashes and rendered documents.
+content hashes and rendered documents; version 4 adds the supply
+policy's state to a tenant's control row (warnings fired, emergency credit
+taken, when the balance fell due, whether the supply is cut off).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeEngine
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
@@ -352,6 +354,14 @@ class TenantControl(Base):
     tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
     locked: Mapped[bool] = mapped_column(default=False)
     forced_on: Mapped[bool] = mapped_column(default=False)
+    #: Warning levels that have fired and not re-armed, comma-separated keys.
+    warned: Mapped[str] = mapped_column(String(255), default="")
+    #: Emergency credit taken since the last top-up (0: none).
+    emergency: Mapped[Decimal] = mapped_column(ExactDecimal(), default=Decimal(0))
+    #: When the balance fell to the cut-off point (the grace period runs from here).
+    due_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    #: Whether the policy has cut the supply off (grace and friendly hours never reconnect).
+    cut_off: Mapped[bool] = mapped_column(default=False)
 
 
 #: Tables whose rows are never updated or deleted (guarded by triggers).
