@@ -663,18 +663,17 @@ def _bill_answer(entry: PrepaidConfigEntry, issued: bills.IssuedBill) -> dict[st
         "pdf_url": bill_url(issued.id, "pdf"),
         "duplicate": issued.duplicate,
         **({"correction": str(issued.correction)} if issued.correction is not None else {}),
-        "document": issued.document,
+        **({"document": issued.document} if issued.document is not None else {}),
     }
 
 
 def _fire_issued(hass: HomeAssistant, entry: PrepaidConfigEntry, issued: bills.IssuedBill) -> None:
-    doc = issued.document
     hass.bus.async_fire(
         EVENT_BILL_ISSUED,
         {
             "entry_id": entry.entry_id,
             "tenant": issued.tenant,
-            "tenant_name": doc["tenant"]["name"],
+            "tenant_name": issued.tenant_name,
             "bill_number": issued.number,
             "bill_id": issued.id,
             "revision": issued.revision,
@@ -713,6 +712,9 @@ async def async_issue_bills(
                 render=render,
                 render_format=f"html:{lang}",
                 tariff=tariff,
+                # A run for every tenant answers with numbers, totals and links;
+                # the documents themselves are served at their URLs.
+                documents=len(tenants) <= BILL_CHUNK,
             )
         except (LedgerError, RatingError, TariffError, CalendarError) as err:
             raise _error(getattr(err, "key", "bill_failed")) from err

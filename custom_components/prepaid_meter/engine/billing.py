@@ -269,7 +269,7 @@ def _label(charge: Charge) -> str:
     if charge.kind == "energy":
         parts = [
             p
-            for p in (charge.tou_period, None if charge.tier is None else f"tier {charge.tier + 1}")
+            for p in (charge.tou_period, None if charge.tier is None else f"tier {charge.tier}")
             if p
         ]
         return " ".join(parts) if parts else "energy"

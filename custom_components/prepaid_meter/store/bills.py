@@ -12,6 +12,7 @@ a recalculation issues a new revision and posts a correcting entry.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ from decimal import Decimal, localcontext
 from itertools import pairwise
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..engine.billing import (
@@ -42,7 +43,7 @@ from ..engine.rating import UsageSeries, rate_period
 from ..engine.tariffs import Tariff, tariff_from_dict
 from .ledger import EXACT_PRECISION, LedgerError, _Accounts, _whole, post_entry, wallet_code
 from .models import Bill as BillRow
-from .models import BillFile, TariffVersion, UTCDateTime
+from .models import BillFile, TariffVersion
 
 #: How far back a bill may be recalculated.
 RECALCULATE_MONTHS = 12
@@ -89,7 +90,9 @@ class IssuedBill:
     total: Decimal
     currency: str
     content_hash: str
-    document: dict[str, Any]
+    tenant_name: str
+    #: The whole bill; left out of long runs (every tenant) to keep their answers small.
+    document: dict[str, Any] | None
     correction: Decimal | None = None
     duplicate: bool = False
 
@@ -118,24 +121,57 @@ def site_tariff(session: Session, spec: SiteSpec) -> Tariff:
     return tariff_from_dict({**base, "versions": versions})
 
 
-# Plain SQL for the bulk reads of a bill run: a month of 15-minute readings
-# and charges is thousands of rows per tenant, and the ORM's per-row type
-# processing would cost more than the rating. Parameters still go through the
-# columns' types, so times compare as the store wrote them on every backend.
-_READINGS = text(
-    "SELECT taken_at, value FROM pm_reading WHERE site = :site AND meter = :meter"
-    " AND taken_at > :start AND taken_at <= :end ORDER BY taken_at"
-).bindparams(bindparam("start", type_=UTCDateTime()), bindparam("end", type_=UTCDateTime()))
-_READING_AT = text(
-    "SELECT taken_at, value FROM pm_reading WHERE site = :site AND meter = :meter"
-    " AND taken_at <= :at ORDER BY taken_at DESC LIMIT 1"
-).bindparams(bindparam("at", type_=UTCDateTime()))
-_WALLET = text(
-    "SELECT e.kind, CASE WHEN e.created_at <= :start THEN 1 ELSE 0 END, p.amount"
+# Plain SQL on the driver's own cursor for the bulk reads of a bill run: a
+# month of 15-minute readings and charges is thousands of rows per tenant,
+# and any per-row wrapping would cost more than the rating itself.
+_READINGS = (
+    "SELECT taken_at, value FROM pm_reading WHERE site = ? AND meter = ?"
+    " AND taken_at > ? AND taken_at <= ? ORDER BY taken_at"
+)
+_READING_AT = (
+    "SELECT taken_at, value FROM pm_reading WHERE site = ? AND meter = ?"
+    " AND taken_at <= ? ORDER BY taken_at DESC LIMIT 1"
+)
+# On SQLite the readings of a period come back as two strings (times, values):
+# thousands of row tuples per meter would wake the garbage collector, whose
+# full passes hold the interpreter lock long enough to stall the event loop.
+# The times are compared with the expected grid, which also proves the order.
+_READINGS_SQLITE = (
+    "SELECT group_concat(taken_at, '|'), group_concat(value, '|') FROM"
+    " (SELECT taken_at, value FROM pm_reading WHERE site = ? AND meter = ?"
+    " AND taken_at > ? AND taken_at <= ? ORDER BY taken_at)"
+)
+# Wallet movements by kind, before or after the start: exact sums in SQL on
+# PostgreSQL (NUMERIC), the exact texts joined on SQLite and summed here.
+_WALLET = (
+    "SELECT e.kind, CASE WHEN e.created_at <= ? THEN 1 ELSE 0 END, {agg}"
     " FROM pm_posting p JOIN pm_entry e ON e.id = p.entry_id"
     " JOIN pm_account a ON a.id = p.account_id"
-    " WHERE a.site = :site AND a.code = :code AND e.created_at <= :end"
-).bindparams(bindparam("start", type_=UTCDateTime()), bindparam("end", type_=UTCDateTime()))
+    " WHERE a.site = ? AND a.code = ? AND e.created_at <= ?"
+    " GROUP BY 1, 2"
+)
+#: How SQLAlchemy's SQLite dialect stores a DateTime (compared as text there).
+_SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _raw(session: Session, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    """Rows of a query with ``?`` placeholders, on the DB-API cursor of the session's connection."""
+    conn = session.connection()
+    sqlite = conn.dialect.name == "sqlite"
+    args = [
+        (p.astimezone(UTC).strftime(_SQLITE_TIME) if sqlite else p.astimezone(UTC))
+        if isinstance(p, datetime)
+        else p
+        for p in params
+    ]
+    if conn.dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, args)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def _time(value: datetime | str) -> datetime:
@@ -145,21 +181,9 @@ def _time(value: datetime | str) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _readings(
-    session: Session, site: str, meter: str, start: datetime, end: datetime
-) -> list[tuple[datetime, Decimal]]:
-    """The last reading at or before ``start`` and every reading in ``(start, end]``."""
-    conn = session.connection()
-    first = conn.execute(_READING_AT, {"site": site, "meter": meter, "at": start}).all()
-    rest = conn.execute(_READINGS, {"site": site, "meter": meter, "start": start, "end": end}).all()
-    return [(_time(t), Decimal(v)) for t, v in (*first, *rest)]
-
-
 def _reading_at(session: Session, site: str, meter: str, at: datetime) -> Decimal | None:
-    row = (
-        session.connection().execute(_READING_AT, {"site": site, "meter": meter, "at": at}).first()
-    )
-    return None if row is None else Decimal(row[1])
+    rows = _raw(session, _READING_AT, site, meter, at)
+    return Decimal(rows[0][1]) if rows else None
 
 
 def _history(
@@ -196,13 +220,16 @@ def wallet_movements(
     session: Session, site: str, tenant: str, start: datetime, end: datetime
 ) -> WalletMovements:
     """The tenant's wallet from the ledger: at ``start``, moved in ``(start, end]``, at ``end``."""
-    rows = session.connection().execute(
-        _WALLET, {"site": site, "code": wallet_code(tenant), "start": start, "end": end}
-    )
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    sql = _WALLET.format(agg="group_concat(p.amount, '|')" if sqlite else "SUM(p.amount)")
+    rows = _raw(session, sql, start, site, wallet_code(tenant), end)
     opening = top_ups = deducted = refunds = adjustments = ZERO
     with localcontext(prec=EXACT_PRECISION):
         for kind, before, value in rows:
-            amount = value if isinstance(value, Decimal) else Decimal(value)
+            if isinstance(value, str):
+                amount = sum(map(Decimal, value.split("|")), ZERO)
+            else:
+                amount = Decimal(value)
             if before:
                 opening += amount
             elif kind == "top_up":
@@ -238,25 +265,13 @@ def gather(
 ) -> Bill:
     """Everything a tenant's bill for the period needs, rated and assembled."""
     meters: list[MeterReadings] = []
-    intervals: list[IntervalUse] = []
+    usages: list[UsageSeries | list[IntervalUse]] = []
     for meter_id, meter_name in tenant.meters:
-        readings = _readings(session, spec.site, meter_id, period.start, period.end)
-        if readings:
-            first, last = readings[0], readings[-1]
-            meters.append(
-                MeterReadings(meter=meter_id, name=meter_name, start=first[1],
-                              start_at=first[0], end=last[1], end_at=last[0])
-            )  # fmt: skip
-        else:
-            meters.append(MeterReadings(meter=meter_id, name=meter_name, start=None,
-                                        start_at=None, end=None, end_at=None))  # fmt: skip
-        for (t0, v0), (t1, v1) in pairwise(readings):
-            # A counter that fell was never charged: no energy in that interval.
-            intervals.append(IntervalUse(max(t0, period.start), t1, max(v1 - v0, ZERO)))
-    intervals.sort(key=lambda iv: iv.start)
-    if len(tenant.meters) > 1:
-        intervals = _merge(intervals)
-    rated = rate_period(tariff, period, _as_series(intervals) or intervals)
+        reading, usage = _meter_usage(session, spec.site, meter_id, meter_name, period)
+        meters.append(reading)
+        if usage is not None:
+            usages.append(usage)
+    rated = rate_period(tariff, period, _combine(usages))
     data = BillInput(
         site_name=spec.name,
         site_address=spec.address,
@@ -284,23 +299,122 @@ def gather(
     return assemble_bill(data)
 
 
-def _as_series(intervals: list[IntervalUse]) -> UsageSeries | None:
-    """Regular polls (every N whole minutes, none missed) as the rating engine's compact series.
+@functools.lru_cache(maxsize=8)
+def _grid(start: datetime, step: timedelta, n: int, sqlite: bool) -> list[object]:
+    """The times of ``n`` regular polls as the database returns them (text on SQLite)."""
+    times = [start + k * step for k in range(n)]
+    if sqlite:
+        return [t.astimezone(UTC).strftime(_SQLITE_TIME) for t in times]
+    return list(times)
 
-    The same energy in the same intervals, rated through the engine's cached
-    plan for a regular grid: much faster for a month of 15-minute readings.
+
+def _meter_usage(
+    session: Session, site: str, meter: str, name: str, period: BillingPeriod
+) -> tuple[MeterReadings, UsageSeries | list[IntervalUse] | None]:
+    """A meter's bounding readings and its use in the period, interval by poll interval.
+
+    The charge posted at a poll covers the energy since the poll before, so
+    the intervals are the spans between consecutive readings (the first cut
+    at the period's start); a counter that fell was never charged, so that
+    interval has no energy. Regular polls from the period's start (every N
+    whole minutes, none missed) come back as the rating engine's compact
+    series, recognised by comparing the stored times with the expected grid.
     """
-    if len(intervals) < 2:
-        return None
-    step = intervals[0].end - intervals[0].start
+    first_rows = _raw(session, _READING_AT, site, meter, period.start)
+    if session.get_bind().dialect.name == "sqlite" and first_rows:
+        fast = _sqlite_series(session, site, meter, name, period, first_rows[0])
+        if fast is not None:
+            return fast
+    rows = [*first_rows, *_raw(session, _READINGS, site, meter, period.start, period.end)]
+    if not rows:
+        empty = MeterReadings(meter=meter, name=name, start=None, start_at=None, end=None,
+                              end_at=None)  # fmt: skip
+        return empty, None
+    values = [Decimal(v) for _, v in rows]
+    first, last = _time(rows[0][0]), _time(rows[-1][0])
+    reading = MeterReadings(meter=meter, name=name, start=values[0], start_at=first,
+                            end=values[-1], end_at=last)  # fmt: skip
+    if len(rows) < 2:
+        return reading, None
+    energy = [max(b - a, ZERO) for a, b in pairwise(values)]
+    step = _time(rows[1][0]) - first
     minutes, rest = divmod(step, timedelta(minutes=1))
-    if rest or not minutes:
+    if first == period.start and minutes and not rest:
+        sqlite = session.get_bind().dialect.name == "sqlite"
+        if _grid(first, step, len(rows), sqlite) == [t for t, _ in rows]:
+            return reading, UsageSeries(first, minutes, energy)
+    times = [_time(t) for t, _ in rows]
+    return reading, [
+        IntervalUse(max(t0, period.start), t1, e)
+        for (t0, t1), e in zip(pairwise(times), energy, strict=True)
+    ]
+
+
+def _sqlite_series(
+    session: Session,
+    site: str,
+    meter: str,
+    name: str,
+    period: BillingPeriod,
+    first: tuple[Any, ...],
+) -> tuple[MeterReadings, UsageSeries] | None:
+    """Regular polls from the period's start, read as two strings; None when not regular."""
+    start_text, start_value = first
+    if _time(start_text) != period.start:
         return None
-    start = intervals[0].start
-    for i, iv in enumerate(intervals):
-        if iv.start != start + i * step or iv.end - iv.start != step:
-            return None
-    return UsageSeries(start, minutes, [iv.energy for iv in intervals])
+    times, values = _raw(session, _READINGS_SQLITE, site, meter, period.start, period.end)[0]
+    if not times:
+        return None
+    step = _time(times[: times.find("|") if "|" in times else None]) - period.start
+    minutes, rest = divmod(step, timedelta(minutes=1))
+    n = times.count("|") + 2
+    if not minutes or rest or _grid_text(period.start, step, n) != f"{start_text}|{times}":
+        return None
+    # Decimals are tracked by the garbage collector (Python 3.13): a month of
+    # them kept alive per meter fills the old generation and sets off full
+    # collections that hold the interpreter lock. The counter values are only
+    # walked here, and the few distinct interval energies are shared objects.
+    first_value = previous = Decimal(start_value)
+    energy: list[Decimal] = []
+    for text_value in values.split("|"):
+        value = Decimal(text_value)
+        delta = value - previous
+        energy.append(_ENERGIES.setdefault(delta, delta) if delta > 0 else ZERO)
+        previous = value
+    if len(_ENERGIES) > 50_000:
+        _ENERGIES.clear()
+    reading = MeterReadings(meter=meter, name=name, start=first_value, start_at=period.start,
+                            end=previous, end_at=period.start + (n - 1) * step)  # fmt: skip
+    return reading, UsageSeries(period.start, minutes, energy)
+
+
+#: Interval energies seen, shared between meters (see `_sqlite_series`).
+_ENERGIES: dict[Decimal, Decimal] = {}
+
+
+@functools.lru_cache(maxsize=8)
+def _grid_text(start: datetime, step: timedelta, n: int) -> str:
+    return "|".join(str(t) for t in _grid(start, step, n, True))
+
+
+def _combine(usages: list[UsageSeries | list[IntervalUse]]) -> UsageSeries | list[IntervalUse]:
+    """Several meters' use as one: added up on a shared grid, else cut at every boundary."""
+    if not usages:
+        return []
+    if len(usages) == 1:
+        return usages[0]
+    series = [u for u in usages if isinstance(u, UsageSeries)]
+    if (
+        len(series) == len(usages)
+        and len({(u.start, u.minutes, len(u.energy)) for u in series}) == 1
+    ):
+        columns = zip(*(u.energy for u in series), strict=True)
+        return UsageSeries(series[0].start, series[0].minutes, [sum(c, ZERO) for c in columns])
+    intervals = sorted(
+        (iv for u in usages for iv in (u.intervals() if isinstance(u, UsageSeries) else u)),
+        key=lambda iv: iv.start,
+    )
+    return _merge(intervals)
 
 
 def _merge(intervals: list[IntervalUse]) -> list[IntervalUse]:
@@ -330,7 +444,8 @@ def bill_number(seq: int) -> str:
     return f"{seq:06d}"
 
 
-def _answer(row: BillRow, **extra: Any) -> IssuedBill:
+def _answer(row: BillRow, *, full: bool = True, **extra: Any) -> IssuedBill:
+    document = json.loads(row.document)
     return IssuedBill(
         id=row.id,
         number=row.number or "",
@@ -341,7 +456,8 @@ def _answer(row: BillRow, **extra: Any) -> IssuedBill:
         total=row.total,
         currency=row.currency,
         content_hash=row.content_hash or "",
-        document=json.loads(row.document),
+        tenant_name=document["tenant"]["name"],
+        document=document if full else None,
         **extra,
     )
 
@@ -396,6 +512,7 @@ def issue_bills(
     render: Renderer | None = None,
     render_format: str = "html:en",
     tariff: Tariff | None = None,
+    documents: bool = True,
 ) -> list[IssuedBill]:
     """Issue one bill per tenant (``periods[i]`` for ``tenants[i]``) in one transaction.
 
@@ -418,13 +535,13 @@ def issue_bills(
             .limit(1)
         ).first()
         if existing is not None:
-            out.append(_answer(existing, duplicate=True))
+            out.append(_answer(existing, full=documents, duplicate=True))
             continue
         bill = gather(session, spec, tenant, period, tariff, number=bill_number(seq),
                       revision=1, issued_at=issued_at)  # fmt: skip
         row = _store(session, spec, bill, seq, render, render_format)
         session.flush()
-        out.append(_answer(row))
+        out.append(_answer(row, full=documents))
         seq += 1
     session.commit()
     return out

@@ -1,0 +1,200 @@
+"""Bill run: bills for 1,000 tenants from one month of 15-minute readings, TOU plus tiers.
+
+Setup (not timed): a SQLite database with 1,000 meters and tenants, each
+meter's 2,881 readings of April 2024 (15-minute polls, the one at the start
+included), one prepaid charge per poll in the ledger (price x delta, as the
+coordinator posts them), a top-up per tenant, and the TOU + tier tariff of
+``bench/rating.py`` as the site's stored tariff.
+
+Timed: the bill run as the ``generate_bill`` action does it - chunks of
+tenants on the store's own thread (`Store.run`), each bill rated, assembled,
+numbered, hashed, rendered to HTML and stored - while a probe task on the
+event loop sleeps 5 ms at a time and records how late it wakes up. ``stall``
+is the worst lateness: the longest the loop was blocked during the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.rating import TARIFF
+from custom_components.prepaid_meter.documents import render_html
+from custom_components.prepaid_meter.engine.calendars import billing_period
+from custom_components.prepaid_meter.services import BILL_CHUNK
+from custom_components.prepaid_meter.store import Store, bills
+from custom_components.prepaid_meter.store.store import init_schema, make_engine
+
+TENANTS = 1000
+MINUTES = 15
+TZ = "Asia/Shanghai"
+SITE = "bench"
+PRICE = Decimal("0.6402")
+SEED = 20240401
+TARGET_S = 10
+TARGET_STALL_MS = 50
+
+
+def _build(path: Path) -> tuple[Any, int]:
+    """The database the bill run reads; returns the period and the number of readings."""
+    engine = make_engine(f"sqlite:///{path}")
+    init_schema(engine)
+    engine.dispose()
+    period = billing_period(datetime.fromisoformat("2024-04-10T00:00:00+08:00"), 1, TZ)
+    n = (period.end - period.start) // timedelta(minutes=MINUTES)
+    rng = random.Random(SEED)
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute("INSERT INTO pm_site (id, name, currency) VALUES (?, ?, ?)", (SITE, "Bench", "CNY"))
+    opened = (period.start - timedelta(days=1)).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    db.executemany(
+        "INSERT INTO pm_tenant (site, id, name, opened_at) VALUES (?, ?, ?, ?)",
+        [(SITE, f"t{i:04d}", f"Shop {i:04d}", opened) for i in range(TENANTS)],
+    )
+    definition = {**TARIFF, "currency": "CNY"}
+    db.execute(
+        "INSERT INTO pm_tariff_version (site, tariff, effective_from, definition)"
+        " VALUES (?, ?, ?, ?)",
+        (SITE, "main", "2024-01-01 00:00:00", json.dumps(definition)),
+    )
+    accounts = {}
+    cur = db.execute(
+        "INSERT INTO pm_account (site, code, kind) VALUES (?, 'revenue:energy', 'revenue')", (SITE,)
+    )
+    revenue = cur.lastrowid
+    cash = db.execute(
+        "INSERT INTO pm_account (site, code, kind) VALUES (?, 'cash:cash', 'cash')", (SITE,)
+    ).lastrowid
+    for i in range(TENANTS):
+        tenant = f"t{i:04d}"
+        accounts[tenant] = db.execute(
+            "INSERT INTO pm_account (site, code, kind, tenant) VALUES (?, ?, 'wallet', ?)",
+            (SITE, f"wallet:{tenant}", tenant),
+        ).lastrowid
+    times = [(period.start + k * timedelta(minutes=MINUTES)) for k in range(n + 1)]
+    stamps = [t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f") for t in times]
+    count = 0
+    entry_id = 0
+    for i in range(TENANTS):
+        tenant, meter = f"t{i:04d}", f"m{i:04d}"
+        scale = rng.randint(20, 100)  # meters of different sizes cross different tiers
+        value = rng.randint(1000, 90000)  # Wh
+        readings, entries, postings = [], [], []
+        for k, stamp in enumerate(stamps):
+            if k:
+                step = rng.randint(0, 4 * scale)
+                value += step
+                if step:
+                    entry_id += 1
+                    amount = Decimal(step) / 1000 * PRICE
+                    entries.append((entry_id, SITE, stamp, "charge", tenant, f"{meter}"))
+                    postings.append((entry_id, accounts[tenant], str(-amount)))
+                    postings.append((entry_id, revenue, str(amount)))
+            readings.append((SITE, meter, stamp, str(Decimal(value) / 1000), "poll"))
+        entry_id += 1
+        entries.append((entry_id, SITE, opened, "top_up", tenant, "top-up"))
+        postings.append((entry_id, accounts[tenant], "500"))
+        postings.append((entry_id, cash, "-500"))
+        db.executemany(
+            "INSERT INTO pm_reading (site, meter, taken_at, value, source) VALUES (?, ?, ?, ?, ?)",
+            readings,
+        )
+        db.executemany(
+            "INSERT INTO pm_entry (id, site, created_at, kind, tenant, memo)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            entries,
+        )
+        db.executemany(
+            "INSERT INTO pm_posting (entry_id, account_id, amount) VALUES (?, ?, ?)", postings
+        )
+        count += len(readings)
+    db.commit()
+    db.close()
+    return period, count
+
+
+async def _probe(stop: asyncio.Event, lags: list[float]) -> None:
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        before = loop.time()
+        await asyncio.sleep(0.005)
+        lags.append(loop.time() - before - 0.005)
+
+
+async def _run(path: Path, period: Any) -> tuple[float, float, list[bills.IssuedBill]]:
+    store = Store(f"sqlite:///{path}")
+    await store.async_open()
+    spec = bills.SiteSpec(site=SITE, name="Bench", currency="CNY", timezone=TZ, price=PRICE)
+    tenants = [
+        bills.TenantSpec(id=f"t{i:04d}", name=f"Shop {i:04d}", meters=[(f"m{i:04d}", f"Meter {i}")])
+        for i in range(TENANTS)
+    ]
+    stop, lags = asyncio.Event(), []
+    probe = asyncio.create_task(_probe(stop, lags))
+    await asyncio.sleep(0.05)
+    started = time.perf_counter()
+    tariff = await store.run(bills.site_tariff, spec)
+    issued: list[bills.IssuedBill] = []
+    for i in range(0, TENANTS, BILL_CHUNK):
+        chunk = tenants[i : i + BILL_CHUNK]
+        issued += await store.run(
+            bills.issue_bills,
+            spec=spec,
+            tenants=chunk,
+            periods=[period] * len(chunk),
+            issued_at=period.end + timedelta(hours=1),
+            render=render_html,
+            tariff=tariff,
+            documents=False,
+        )
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await probe
+    await store.async_close()
+    return elapsed, max(lags) * 1000, issued
+
+
+def run() -> dict[str, Any]:
+    """Build the month, run the bills, check them, report time and the loop's worst stall."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.db"
+        t0 = time.perf_counter()
+        period, readings = _build(path)
+        setup = time.perf_counter() - t0
+        elapsed, stall, issued = asyncio.run(_run(path, period))
+        assert len(issued) == TENANTS
+        assert [b.number for b in issued] == [f"{i:06d}" for i in range(1, TENANTS + 1)]
+        tiers, periods, matches = set(), set(), 0
+        with sqlite3.connect(path) as db:
+            for (text,) in db.execute("SELECT document FROM pm_bill"):
+                doc = json.loads(text)
+                tiers |= {line["tier"] for line in doc["lines"]}
+                periods |= {line["tou_period"] for line in doc["lines"]}
+                matches += doc["matches_deducted"]
+    return {
+        "seconds": {"value": round(elapsed, 2), "unit": "s", "target": TARGET_S},
+        "stall": {"value": round(stall, 1), "unit": "ms", "target": TARGET_STALL_MS},
+        "bills_per_second": {"value": round(TENANTS / elapsed), "unit": "bills/s"},
+        "tenants": TENANTS,
+        "readings": readings,
+        "setup_seconds": round(setup, 1),
+        "tiers_seen": sorted(t for t in tiers if t is not None),
+        "tou_periods_seen": sorted(p for p in periods if p),
+        "matches_deducted": matches,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))
