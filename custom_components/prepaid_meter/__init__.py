@@ -22,7 +22,7 @@ from .coordinator import (
 from .meters.modbus import ModbusBus
 from .meters.profiles import CUSTOM, MeterProfile, ProfileError, load_profile, parse_profile
 from .meters.reader import EntityMeter, MeterReader, ModbusMeter
-from .services import async_setup_services
+from .services import async_setup_bill_services, async_setup_services, async_setup_supply_services
 from .sharing_runner import async_setup_sharing_service, async_start_sharing, validate_sharing
 from .store import Store, StoreError
 
@@ -34,6 +34,8 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the actions once, for every site."""
     async_setup_services(hass)
+    async_setup_bill_services(hass)
+    async_setup_supply_services(hass)
     async_setup_sharing_service(hass)
     return True
 
@@ -89,7 +91,7 @@ def _close_buses(buses: dict[str, ModbusBus]) -> None:
 async def async_setup_entry(hass: HomeAssistant, entry: PrepaidConfigEntry) -> bool:
     """Open the store, connect the buses and start polling."""
     try:
-        site = SiteConfig.from_entry(entry)
+        site = SiteConfig.from_entry(entry, hass.config.time_zone)
         buses, readers = await async_build_meters(hass, site)
     except (ProfileError, ValueError, TypeError) as err:
         raise ConfigEntryError(
@@ -136,6 +138,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: PrepaidConfigEntry) -> 
     unloaded = await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
     if unloaded:
         runtime = entry.runtime_data
+        runtime.coordinator.async_cancel_rechecks()
         _close_buses(runtime.buses)
         await runtime.store.async_close()
     return unloaded

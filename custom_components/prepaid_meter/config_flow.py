@@ -16,20 +16,29 @@ from homeassistant.core import callback
 from homeassistant.helpers import selector
 
 from .const import (
+    CONF_CREDIT_LIMIT,
     CONF_CURRENCY,
     CONF_CUT_OFF_ENABLED,
+    CONF_DAYS_LEFT_LEVEL,
     CONF_DEVICE_IDS,
+    CONF_EMERGENCY_CREDIT,
+    CONF_FRIENDLY_HOURS,
+    CONF_GRACE_MINUTES,
+    CONF_HOLIDAYS,
     CONF_METERS,
     CONF_NAME_PREFIX,
     CONF_PRICE,
     CONF_SCAN_INTERVAL,
     CONF_TENANTS,
+    CONF_WARNING_LEVELS,
     DEFAULT_PORT,
     DEFAULT_PROFILE,
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
 )
-from .coordinator import PrepaidConfigEntry
+from .coordinator import PrepaidConfigEntry, policy_from_options
+from .engine.policy import PolicyError
+from .engine.warnings import parse_levels
 from .meters.modbus import MeterIOError, ModbusBus
 
 
@@ -58,6 +67,42 @@ def parse_price(value: Any) -> Decimal:
     if not price.is_finite() or price < 0:
         raise ValueError(value)
     return price
+
+
+#: The supply-policy fields of the options step and their defaults.
+POLICY_DEFAULTS: dict[str, Any] = {
+    CONF_WARNING_LEVELS: "",
+    CONF_DAYS_LEFT_LEVEL: 0,
+    CONF_CREDIT_LIMIT: "0",
+    CONF_GRACE_MINUTES: 0,
+    CONF_FRIENDLY_HOURS: "",
+    CONF_HOLIDAYS: "",
+    CONF_EMERGENCY_CREDIT: "0",
+}
+
+
+def policy_errors(values: dict[str, Any], tz: str) -> dict[str, str]:
+    """Field errors of the supply-policy options (translation keys), empty if valid."""
+    errors: dict[str, str] = {}
+    try:
+        parse_levels(str(values.get(CONF_WARNING_LEVELS) or ""))
+    except ValueError:
+        errors[CONF_WARNING_LEVELS] = "invalid_warning_levels"
+    for key in (CONF_CREDIT_LIMIT, CONF_EMERGENCY_CREDIT):
+        try:
+            parse_price(values.get(key) or "0")
+        except ValueError:
+            errors[key] = "invalid_amount"
+    if errors:
+        return errors
+    try:
+        policy_from_options(values, tz)
+    except PolicyError as err:
+        field = CONF_HOLIDAYS if err.key == "invalid_holidays" else CONF_FRIENDLY_HOURS
+        errors[field] = err.key
+    except ValueError:
+        errors["base"] = "invalid_policy"
+    return errors
 
 
 def building(device_ids: list[int], prefix: str) -> dict[str, list[dict[str, Any]]]:
@@ -170,12 +215,17 @@ class PrepaidOptionsFlow(OptionsFlowWithReload):
                 price = parse_price(user_input[CONF_PRICE])
             except ValueError:
                 errors[CONF_PRICE] = "invalid_price"
+            policy = {k: user_input.get(k, v) for k, v in POLICY_DEFAULTS.items()}
+            policy[CONF_DAYS_LEFT_LEVEL] = int(policy[CONF_DAYS_LEFT_LEVEL] or 0)
+            policy[CONF_GRACE_MINUTES] = int(policy[CONF_GRACE_MINUTES] or 0)
+            errors.update(policy_errors(policy, self.hass.config.time_zone))
             if not errors:
                 options.update(
                     {
                         CONF_PRICE: str(price),
                         CONF_CUT_OFF_ENABLED: user_input[CONF_CUT_OFF_ENABLED],
                         CONF_SCAN_INTERVAL: int(user_input[CONF_SCAN_INTERVAL]),
+                        **policy,
                     }
                 )
                 return self.async_create_entry(data=options)
@@ -192,10 +242,34 @@ class PrepaidOptionsFlow(OptionsFlowWithReload):
                         mode=selector.NumberSelectorMode.BOX,
                     )
                 ),
+                vol.Optional(CONF_WARNING_LEVELS): str,
+                vol.Optional(CONF_DAYS_LEFT_LEVEL): _box(0, 365, "d"),
+                vol.Optional(CONF_CREDIT_LIMIT): str,
+                vol.Optional(CONF_GRACE_MINUTES): _box(0, 10080, "min"),
+                vol.Optional(CONF_FRIENDLY_HOURS): selector.TextSelector(
+                    selector.TextSelectorConfig(multiline=True)
+                ),
+                vol.Optional(CONF_HOLIDAYS): selector.TextSelector(
+                    selector.TextSelectorConfig(multiline=True)
+                ),
+                vol.Optional(CONF_EMERGENCY_CREDIT): str,
             }
         )
+        suggested = {**POLICY_DEFAULTS, **options, **(user_input or {})}
         return self.async_show_form(
             step_id="init",
-            data_schema=self.add_suggested_values_to_schema(schema, user_input or options),
+            data_schema=self.add_suggested_values_to_schema(schema, suggested),
             errors=errors,
         )
+
+
+def _box(low: int, high: int, unit: str) -> selector.NumberSelector:
+    return selector.NumberSelector(
+        selector.NumberSelectorConfig(
+            min=low,
+            max=high,
+            step=1,
+            unit_of_measurement=unit,
+            mode=selector.NumberSelectorMode.BOX,
+        )
+    )

@@ -34,3 +34,38 @@ EVENT_RECONNECTED: Final = f"{DOMAIN}_reconnected"
 EVENT_ALARM: Final = f"{DOMAIN}_alarm"
 
 DB_FILENAME: Final = "prepaid_meter.db"
+
+#: A bill was issued: payload {entry_id, tenant, tenant_name, bill_number,
+#: period_start, period_end, total, currency, url} (plus revision and bill_id).
+EVENT_BILL_ISSUED: Final = f"{DOMAIN}_bill_issued"
+#: Progress of a long bill run: payload {entry_id, done, total}.
+EVENT_BILL_PROGRESS: Final = f"{DOMAIN}_bill_progress"
+#: Per-tenant option: ``prepaid`` (default) or ``postpaid``.
+CONF_BILLING_MODE: Final = "billing"
+#: Site options: the day of the month bills are issued for, days to pay a postpaid bill.
+CONF_BILLING_DAY: Final = "billing_day"
+CONF_DUE_DAYS: Final = "due_days"
+DEFAULT_BILLING_DAY: Final = 1
+DEFAULT_DUE_DAYS: Final = 14
+
+# --- supply policy (site defaults in the entry's options; a tenant may override
+# any of them under its own "policy" key) ---
+CONF_WARNING_LEVELS: Final = "warning_levels"
+CONF_DAYS_LEFT_LEVEL: Final = "days_left_level"
+CONF_GRACE_MINUTES: Final = "grace_minutes"
+CONF_FRIENDLY_HOURS: Final = "friendly_hours"
+CONF_HOLIDAYS: Final = "holidays"
+CONF_EMERGENCY_CREDIT: Final = "emergency_credit"
+CONF_CREDIT_LIMIT: Final = "credit_limit"
+CONF_FORECAST_DAYS: Final = "forecast_days"
+#: Postpaid tenants: cut off when a bill is overdue (the bills engine sets the flag).
+CONF_CUT_OFF_WHEN_OVERDUE: Final = "cut_off_when_overdue"
+CONF_POLICY: Final = "policy"
+
+DEFAULT_FORECAST_DAYS: Final = 7
+
+#: {entry_id, tenant, tenant_name, device_id, kind (balance|days_left), level, balance,
+#: days_left, currency}
+EVENT_LOW_BALANCE: Final = f"{DOMAIN}_low_balance"
+#: {entry_id, tenant, tenant_name, device_id, amount, balance, currency}
+EVENT_EMERGENCY_CREDIT: Final = f"{DOMAIN}_emergency_credit"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -17,34 +17,57 @@ from typing import Any, Concatenate
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
-from homeassistant.core import HomeAssistant
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.event import async_track_point_in_utc_time
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 from sqlalchemy.orm import Session
 
 from .const import (
     CONF_BUSES,
+    CONF_CREDIT_LIMIT,
     CONF_CURRENCY,
     CONF_CUT_OFF_ENABLED,
+    CONF_CUT_OFF_WHEN_OVERDUE,
+    CONF_DAYS_LEFT_LEVEL,
+    CONF_EMERGENCY_CREDIT,
+    CONF_FORECAST_DAYS,
+    CONF_FRIENDLY_HOURS,
+    CONF_GRACE_MINUTES,
+    CONF_HOLIDAYS,
     CONF_METERS,
     CONF_OFFLINE_AFTER,
+    CONF_POLICY,
     CONF_PRICE,
     CONF_SCAN_INTERVAL,
     CONF_TENANTS,
+    CONF_WARNING_LEVELS,
     DEFAULT_BUS,
+    DEFAULT_FORECAST_DAYS,
     DEFAULT_OFFLINE_AFTER,
     DEFAULT_PROFILE,
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
     EVENT_ALARM,
     EVENT_CUT_OFF,
+    EVENT_EMERGENCY_CREDIT,
+    EVENT_LOW_BALANCE,
     EVENT_RECONNECTED,
 )
 from .engine.money import ZERO
-from .engine.policy import SupplyPolicy, SupplyState, decide_supply
+from .engine.policy import (
+    SupplyPolicy,
+    SupplyState,
+    decide_supply,
+    may_grant_emergency,
+    parse_friendly_hours,
+    threshold,
+)
+from .engine.warnings import WarningLevels, days_left, evaluate_warnings, parse_levels
 from .meters.modbus import BusConfig, MeterIOError, ModbusBus
 from .meters.reader import MeterReader, MeterSample, RelayMismatch
-from .store import Store, ledger
+from .store import Store, ledger, policy_state
 from .store.ledger import BalanceCache, MeterCharge, TopUpResult
 
 _LOGGER = logging.getLogger(__name__)
@@ -81,11 +104,52 @@ class MeterConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class TenantConfig:
-    """A tenant account and the meters charged to its wallet."""
+    """A tenant account, the meters charged to its wallet, and its supply policy."""
 
     id: str
     name: str
     meters: tuple[str, ...]
+    policy: SupplyPolicy = field(default_factory=SupplyPolicy)
+    warnings: WarningLevels = field(default_factory=WarningLevels)
+    #: Postpaid: cut off while a bill is overdue (see ``PrepaidCoordinator.async_set_overdue``).
+    cut_off_when_overdue: bool = False
+
+
+def _decimal(value: Any, default: str = "0") -> Decimal:
+    text = str(value).strip() if value not in (None, "") else default
+    number = Decimal(text)
+    if not number.is_finite():
+        raise ValueError(value)
+    return number
+
+
+def policy_from_options(
+    opts: Mapping[str, Any], tz: str
+) -> tuple[SupplyPolicy, WarningLevels, bool]:
+    """The supply policy, warning levels and overdue rule from options (site or tenant).
+
+    Raises ValueError (or ``PolicyError``, a ValueError) on a value that cannot be used.
+    """
+    credit_limit = _decimal(opts.get(CONF_CREDIT_LIMIT))
+    emergency = _decimal(opts.get(CONF_EMERGENCY_CREDIT))
+    grace = int(opts.get(CONF_GRACE_MINUTES) or 0)
+    if credit_limit < 0 or emergency < 0 or grace < 0:
+        raise ValueError("negative policy value")
+    policy = SupplyPolicy(
+        cut_off_enabled=bool(opts.get(CONF_CUT_OFF_ENABLED, False)),
+        cut_off_at=-credit_limit,
+        grace=timedelta(minutes=grace),
+        friendly=parse_friendly_hours(
+            str(opts.get(CONF_FRIENDLY_HOURS) or ""), str(opts.get(CONF_HOLIDAYS) or ""), tz
+        ),
+        emergency_credit=emergency,
+    )
+    days = _decimal(opts.get(CONF_DAYS_LEFT_LEVEL))
+    levels = WarningLevels(
+        balances=parse_levels(str(opts.get(CONF_WARNING_LEVELS) or "")),
+        days_left=days if days > 0 else None,
+    )
+    return policy, levels, bool(opts.get(CONF_CUT_OFF_WHEN_OVERDUE, False))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,14 +164,20 @@ class SiteConfig:
     price: Decimal
     policy: SupplyPolicy
     scan_interval: int
+    #: Days of recent cost the days-left forecast averages.
+    forecast_days: int
     offline_after: int
     meters: tuple[MeterConfig, ...]
     tenants: tuple[TenantConfig, ...]
 
     @classmethod
-    def from_entry(cls, entry: ConfigEntry[Any]) -> SiteConfig:
-        """Read the site from the entry's data (connection) and options (billing, building)."""
+    def from_entry(cls, entry: ConfigEntry[Any], tz: str = "UTC") -> SiteConfig:
+        """Read the site from the entry's data (connection) and options (billing, building).
+
+        ``tz`` is Home Assistant's time zone, the clock of friendly hours.
+        """
         opts = entry.options
+        policy, _levels, _overdue = policy_from_options(opts, tz)
         host, port = entry.data[CONF_HOST], int(entry.data[CONF_PORT])
         # The entry's own TCP bus is ``default``; more buses (RTU over a serial
         # port, RTU-over-TCP gateways, more TCP gateways) come from the options,
@@ -123,19 +193,30 @@ class SiteConfig:
             buses=tuple(buses.values()),
             currency=entry.data[CONF_CURRENCY],
             price=Decimal(str(opts[CONF_PRICE])),
-            policy=SupplyPolicy(cut_off_enabled=bool(opts.get(CONF_CUT_OFF_ENABLED, False))),
+            policy=policy,
             scan_interval=int(opts.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL)),
+            forecast_days=max(1, int(opts.get(CONF_FORECAST_DAYS, DEFAULT_FORECAST_DAYS))),
             offline_after=max(1, int(opts.get(CONF_OFFLINE_AFTER, DEFAULT_OFFLINE_AFTER))),
             meters=tuple(MeterConfig(**m) for m in opts.get(CONF_METERS, [])),
-            tenants=tuple(
-                TenantConfig(id=t["id"], name=t["name"], meters=tuple(t["meters"]))
-                for t in opts.get(CONF_TENANTS, [])
-            ),
+            tenants=tuple(_tenant(t, opts, tz) for t in opts.get(CONF_TENANTS, [])),
         )
 
     def tenant_of(self, meter_id: str) -> TenantConfig | None:
         """The tenant whose wallet pays for the meter, if any."""
         return next((t for t in self.tenants if meter_id in t.meters), None)
+
+
+def _tenant(spec: Mapping[str, Any], site_opts: Mapping[str, Any], tz: str) -> TenantConfig:
+    """A tenant with the site's policy, overridden by its own ``policy`` options."""
+    policy, levels, overdue = policy_from_options({**site_opts, **spec.get(CONF_POLICY, {})}, tz)
+    return TenantConfig(
+        id=spec["id"],
+        name=spec["name"],
+        meters=tuple(spec["meters"]),
+        policy=policy,
+        warnings=levels,
+        cut_off_when_overdue=overdue,
+    )
 
 
 @dataclass
@@ -161,6 +242,29 @@ class TenantState:
     supply: SupplyState = SupplyState.ON
     locked: bool = False
     forced_on: bool = False
+    #: Warning levels fired and not re-armed yet.
+    warned: frozenset[str] = frozenset()
+    #: Emergency credit taken since the last top-up.
+    emergency: Decimal = ZERO
+    #: When the balance fell to the cut-off point.
+    due_since: datetime | None = None
+    #: Whether the policy cut the supply off.
+    cut_off: bool = False
+    #: A postpaid bill is overdue (set by the bills engine).
+    overdue: bool = False
+    #: Days of credit left at the recent daily cost (None: no recent use).
+    days_left: Decimal | None = None
+
+    def stored(self) -> policy_state.PolicyState:
+        """What is kept across restarts."""
+        return policy_state.PolicyState(
+            locked=self.locked,
+            forced_on=self.forced_on,
+            warned=self.warned,
+            emergency=self.emergency,
+            due_since=self.due_since,
+            cut_off=self.cut_off,
+        )
 
 
 @dataclass
@@ -206,6 +310,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         self.readers = readers
         self.site_id = entry.entry_id
         self._lock = asyncio.Lock()
+        self._rechecks: dict[str, CALLBACK_TYPE] = {}
         self._balances = BalanceCache()
         self._cursors: dict[str, Decimal] = {}
         self.data = SiteData(
@@ -227,10 +332,34 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         cursors = await self.store.run(ledger.cursors, self.site_id)
         self._cursors = {meter: c.value for meter, c in cursors.items()}
         balances = await self.store.run(self._balances.refresh, self.site_id)
-        controls = await self.store.run(ledger.tenant_controls, self.site_id)
+        stored = await self.store.run(policy_state.load, self.site_id)
         for tenant_id, state in self.data.tenants.items():
             state.balance = balances.get(tenant_id, ZERO)
-            state.locked, state.forced_on = controls.get(tenant_id, (False, False))
+            self._restore(state, stored.get(tenant_id, policy_state.PolicyState()))
+        await self._refresh_forecast(dt_util.utcnow())
+
+    @staticmethod
+    def _restore(state: TenantState, stored: policy_state.PolicyState) -> None:
+        state.locked, state.forced_on = stored.locked, stored.forced_on
+        state.warned, state.emergency = stored.warned, stored.emergency
+        state.due_since, state.cut_off = stored.due_since, stored.cut_off
+        if stored.cut_off:
+            state.supply = SupplyState.CUT_OFF
+
+    async def _refresh_forecast(self, now: datetime) -> None:
+        """Days left per tenant from its cost over the last ``forecast_days`` days."""
+        window = timedelta(days=self.site.forecast_days)
+        costs = await self.store.run(policy_state.recent_costs, self.site_id, now - window)
+        for tenant in self.site.tenants:
+            state = self.data.tenants[tenant.id]
+            cost, first = costs.get(tenant.id, (ZERO, now))
+            span = min(window, now - first)
+            # Less than an hour of history says nothing about a day.
+            state.days_left = (
+                days_left(state.balance, threshold(tenant.policy, state.emergency), cost, span)
+                if span >= timedelta(hours=1)
+                else None
+            )
 
     async def _async_update_data(self) -> SiteData:
         now = dt_util.utcnow()
@@ -248,6 +377,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             )
         async with self._lock:
             await self._charge(data, now)
+            await self._refresh_forecast(now)
             for tenant in self.site.tenants:
                 await self._apply_policy(tenant)
         return data
@@ -279,6 +409,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
                 "entry_id": self.site_id,
                 "meter": meter.id,
                 "meter_name": meter.name,
+                "device_id": self._device_id(f"{self.site_id}_meter_{meter.id}"),
                 "kind": kind,
                 **details,
             },
@@ -370,7 +501,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             )
             self._set_balances(balances)
             tenant = next(t for t in self.site.tenants if t.id == tenant_id)
-            await self._apply_policy(tenant)
+            await self._apply_policy(tenant, credited=not result.duplicate)
         self.async_update_listeners()
         return result
 
@@ -388,37 +519,167 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             result = fn(session, *args, **kwargs)
             balances = self._balances.refresh(session, self.site_id)
             charged = {m: c.value for m, c in ledger.cursors(session, self.site_id).items()}
-            return result, balances, charged, ledger.tenant_controls(session, self.site_id)
+            return result, balances, charged, policy_state.load(session, self.site_id)
 
         async with self._lock:
-            result, balances, charged, controls = await self.store.run(write)
+            result, balances, charged, stored = await self.store.run(write)
+            before = {t: s.balance for t, s in self.data.tenants.items()}
             self._set_balances(balances)
             self._cursors = charged
             for tenant in self.site.tenants:
                 state = self.data.tenants[tenant.id]
-                state.locked, state.forced_on = controls.get(tenant.id, (False, False))
-                await self._apply_policy(tenant)
+                row = stored.get(tenant.id, policy_state.PolicyState())
+                state.locked, state.forced_on = row.locked, row.forced_on
+                await self._apply_policy(tenant, credited=state.balance > before[tenant.id])
         self.async_update_listeners()
         return result
 
     async def async_set_lock(self, tenant_id: str, locked: bool) -> None:
         """Lock a tenant's supply off (or release the lock) and apply it now."""
+        await self.async_set_override(tenant_id, locked=locked)
+
+    async def async_set_override(
+        self, tenant_id: str, *, locked: bool | None = None, forced_on: bool | None = None
+    ) -> SupplyState:
+        """Set the manual lock and/or force-on (kept across restarts) and apply it now."""
         async with self._lock:
             state = self.data.tenants[tenant_id]
-            await self.store.run(
-                ledger.set_tenant_control, self.site_id, tenant_id, locked, state.forced_on
+            if locked is not None:
+                state.locked = locked
+            if forced_on is not None:
+                state.forced_on = forced_on
+            await self.store.run(policy_state.save, self.site_id, tenant_id, state.stored())
+            tenant = next(t for t in self.site.tenants if t.id == tenant_id)
+            await self._apply_policy(tenant)
+        self.async_update_listeners()
+        return state.supply
+
+    async def async_grant_emergency(self, tenant_id: str) -> Decimal | None:
+        """Give the tenant its emergency credit (once until the next top-up); None if refused."""
+        async with self._lock:
+            tenant = next(t for t in self.site.tenants if t.id == tenant_id)
+            state = self.data.tenants[tenant_id]
+            if not may_grant_emergency(tenant.policy, state.emergency):
+                return None
+            state.emergency = tenant.policy.emergency_credit
+            await self.store.run(policy_state.save, self.site_id, tenant_id, state.stored())
+            self.hass.bus.async_fire(
+                EVENT_EMERGENCY_CREDIT,
+                {
+                    **self._tenant_payload(tenant),
+                    "amount": str(state.emergency),
+                },
             )
-            state.locked = locked
+            await self._apply_policy(tenant)
+        self.async_update_listeners()
+        return state.emergency
+
+    async def async_set_overdue(self, tenant_id: str, overdue: bool) -> None:
+        """Hook for the bills engine: a postpaid tenant's bill is (no longer) overdue.
+
+        Tenants whose policy has ``cut_off_when_overdue`` are then cut off like
+        a prepaid tenant out of credit (grace and friendly hours apply).
+        """
+        async with self._lock:
+            self.data.tenants[tenant_id].overdue = overdue
             tenant = next(t for t in self.site.tenants if t.id == tenant_id)
             await self._apply_policy(tenant)
         self.async_update_listeners()
 
-    async def _apply_policy(self, tenant: TenantConfig) -> None:
-        """Switch the tenant's relays to what the policy wants; fire an event on a change."""
+    def _device_id(self, identifier: str) -> str | None:
+        """The device registry id of a meter or tenant device (for automations' filters)."""
+        device = dr.async_get(self.hass).async_get_device(identifiers={(DOMAIN, identifier)})
+        return device.id if device else None
+
+    def _tenant_payload(self, tenant: TenantConfig) -> dict[str, Any]:
         state = self.data.tenants[tenant.id]
-        decision = decide_supply(
-            state.balance, self.site.policy, locked=state.locked, forced_on=state.forced_on
+        return {
+            "entry_id": self.site_id,
+            "tenant": tenant.id,
+            "tenant_name": tenant.name,
+            "device_id": self._device_id(f"{self.site_id}_tenant_{tenant.id}"),
+            "balance": str(state.balance),
+            "currency": self.site.currency,
+        }
+
+    def _schedule_recheck(self, tenant: TenantConfig, at: datetime | None) -> None:
+        """Decide again when a grace period or friendly hours end, without waiting for a poll."""
+        if cancel := self._rechecks.pop(tenant.id, None):
+            cancel()
+        if at is None:
+            return
+
+        @callback
+        def _recheck(_now: datetime) -> None:
+            self._rechecks.pop(tenant.id, None)
+            self.config_entry.async_create_task(
+                self.hass, self._async_recheck(tenant), f"{DOMAIN} recheck {tenant.id}"
+            )
+
+        self._rechecks[tenant.id] = async_track_point_in_utc_time(self.hass, _recheck, at)
+
+    async def _async_recheck(self, tenant: TenantConfig) -> None:
+        async with self._lock:
+            await self._apply_policy(tenant)
+        self.async_update_listeners()
+
+    @callback
+    def async_cancel_rechecks(self) -> None:
+        """Drop pending rechecks (the entry unloads)."""
+        for cancel in self._rechecks.values():
+            cancel()
+        self._rechecks.clear()
+
+    def _check_warnings(self, tenant: TenantConfig, *, credited: bool) -> None:
+        state = self.data.tenants[tenant.id]
+        crossings, state.warned = evaluate_warnings(
+            state.balance, state.days_left, tenant.warnings, state.warned, credited=credited
         )
+        for crossing in crossings:
+            self.hass.bus.async_fire(
+                EVENT_LOW_BALANCE,
+                {
+                    **self._tenant_payload(tenant),
+                    "kind": crossing.kind,
+                    "level": str(crossing.level),
+                    "days_left": None if state.days_left is None else str(state.days_left),
+                },
+            )
+
+    async def _apply_policy(self, tenant: TenantConfig, *, credited: bool = False) -> None:
+        """Switch the tenant's relays to what the policy wants; fire events on changes.
+
+        ``credited``: the wallet was just credited (a top-up): emergency credit
+        is offered again and the days-left warning re-arms.
+        """
+        state = self.data.tenants[tenant.id]
+        before = state.stored()
+        now = dt_util.utcnow()
+        if credited:
+            # A credit (a top-up) pays emergency credit back: it is offered again.
+            state.emergency = ZERO
+        self._check_warnings(tenant, credited=credited)
+        balance = state.balance
+        if state.overdue and tenant.cut_off_when_overdue:
+            balance = min(balance, threshold(tenant.policy, state.emergency))
+        if balance > threshold(tenant.policy, state.emergency):
+            state.due_since = None
+        elif state.due_since is None:
+            state.due_since = now
+        decision = decide_supply(
+            balance,
+            tenant.policy,
+            locked=state.locked,
+            forced_on=state.forced_on,
+            now=now,
+            due_since=state.due_since,
+            cut_off=state.cut_off,
+            emergency=state.emergency,
+        )
+        state.cut_off = decision.state is SupplyState.CUT_OFF
+        self._schedule_recheck(tenant, decision.recheck_at)
+        if state.stored() != before:
+            await self.store.run(policy_state.save, self.site_id, tenant.id, state.stored())
         switched = False
         for meter_id in tenant.meters:
             meter = next(m for m in self.site.meters if m.id == meter_id)
@@ -445,13 +706,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         state.supply = decision.state
         if not switched:
             return
-        payload = {
-            "entry_id": self.site_id,
-            "tenant": tenant.id,
-            "tenant_name": tenant.name,
-            "balance": str(state.balance),
-            "currency": self.site.currency,
-        }
+        payload = {**self._tenant_payload(tenant), "state": decision.state.value}
         if decision.state is SupplyState.CUT_OFF:
             self.hass.bus.async_fire(EVENT_CUT_OFF, payload)
         elif decision.relay_closed:

@@ -18,6 +18,7 @@ from homeassistant.const import (
     UnitOfEnergy,
     UnitOfFrequency,
     UnitOfPower,
+    UnitOfTime,
 )
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -59,7 +60,6 @@ def _phases(
             device_class=device_class,
             state_class=SensorStateClass.MEASUREMENT,
             native_unit_of_measurement=unit,
-            entity_registry_enabled_default=False,
         )
         for n in (1, 2, 3)
     )
@@ -83,7 +83,6 @@ METER_SENSORS: tuple[MeterSensorDescription, ...] = (
         state_class=SensorStateClass.TOTAL_INCREASING,
         native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
         suggested_display_precision=2,
-        entity_registry_enabled_default=False,
     ),
     MeterSensorDescription(
         key="power",
@@ -100,7 +99,6 @@ METER_SENSORS: tuple[MeterSensorDescription, ...] = (
         device_class=SensorDeviceClass.VOLTAGE,
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfElectricPotential.VOLT,
-        entity_registry_enabled_default=False,
     ),
     MeterSensorDescription(
         key="current",
@@ -109,7 +107,6 @@ METER_SENSORS: tuple[MeterSensorDescription, ...] = (
         device_class=SensorDeviceClass.CURRENT,
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfElectricCurrent.AMPERE,
-        entity_registry_enabled_default=False,
     ),
     MeterSensorDescription(
         key="power_factor",
@@ -117,7 +114,6 @@ METER_SENSORS: tuple[MeterSensorDescription, ...] = (
         register="power_factor",
         device_class=SensorDeviceClass.POWER_FACTOR,
         state_class=SensorStateClass.MEASUREMENT,
-        entity_registry_enabled_default=False,
     ),
     MeterSensorDescription(
         key="frequency",
@@ -126,7 +122,6 @@ METER_SENSORS: tuple[MeterSensorDescription, ...] = (
         device_class=SensorDeviceClass.FREQUENCY,
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfFrequency.HERTZ,
-        entity_registry_enabled_default=False,
     ),
     *_phases("power", SensorDeviceClass.POWER, UnitOfPower.WATT),
     *_phases("voltage", SensorDeviceClass.VOLTAGE, UnitOfElectricPotential.VOLT),
@@ -157,6 +152,21 @@ TENANT_SENSORS: tuple[TenantSensorDescription, ...] = (
         device_class=SensorDeviceClass.ENUM,
         options=[s.value for s in SupplyState],
         value_fn=lambda s: s.supply.value,
+    ),
+    TenantSensorDescription(
+        key="days_left",
+        translation_key="days_left",
+        native_unit_of_measurement=UnitOfTime.DAYS,
+        suggested_display_precision=1,
+        value_fn=lambda s: s.days_left,
+    ),
+    TenantSensorDescription(
+        key="emergency_credit",
+        translation_key="emergency_credit",
+        device_class=SensorDeviceClass.MONETARY,
+        suggested_display_precision=2,
+        monetary=True,
+        value_fn=lambda s: s.emergency,
     ),
 )
 

@@ -8,9 +8,15 @@ operation whole or not at all, so a refused request changes nothing.
 
 from __future__ import annotations
 
+# Bills (imports kept apart to ease merging).
+import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import (
+    datetime,
+    timedelta,
+)
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -24,10 +30,32 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.service import async_register_admin_service
 from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN, PAYMENT_METHODS
+from .const import (
+    CONF_BILLING_DAY,
+    CONF_BILLING_MODE,
+    CONF_DUE_DAYS,
+    CONF_TENANTS,
+    DEFAULT_BILLING_DAY,
+    DEFAULT_DUE_DAYS,
+    DOMAIN,
+    EVENT_BILL_ISSUED,
+    EVENT_BILL_PROGRESS,
+    PAYMENT_METHODS,
+)
 from .coordinator import PrepaidConfigEntry, TenantConfig
+from .documents import language, render_html, user_template
+from .engine.billing import BILLING_MODES
+from .engine.calendars import BillingPeriod, CalendarError, billing_period
 from .engine.money import MoneyError, minor_unit, parse_amount
-from .store import ledger, readings, reports
+from .engine.rating import RatingError
+from .engine.tariffs import TariffError
+from .http import BillView, bill_url
+from .store import (
+    bills,
+    ledger,
+    readings,
+    reports,
+)
 from .store.ledger import FinalCharge, LedgerError, MoneyResult, Payment
 
 ATTR_TENANT = "tenant"
@@ -537,5 +565,297 @@ def async_setup_services(hass: HomeAssistant) -> None:
             name,
             handler,
             schema=schema,
+            supports_response=SupportsResponse.OPTIONAL,
+        )
+
+
+# --- bills ---------------------------------------------------------------------------
+
+SERVICE_GENERATE_BILL = "generate_bill"
+SERVICE_RECALCULATE_BILL = "recalculate_bill"
+ATTR_BILL = "bill"
+ATTR_LANGUAGE = "language"
+#: Tenants per store call in a bill run: progress is reported after each chunk.
+BILL_CHUNK = 50
+
+GENERATE_BILL_SCHEMA = vol.Schema(
+    {
+        **_SITE,
+        vol.Optional(ATTR_TENANT): cv.string,
+        vol.Optional(ATTR_START): _LOOSE,
+        vol.Optional(ATTR_END): _LOOSE,
+        vol.Optional(ATTR_LANGUAGE): cv.string,
+    }
+)
+RECALCULATE_BILL_SCHEMA = vol.Schema(
+    {**_SITE, vol.Required(ATTR_BILL): _LOOSE, vol.Optional(ATTR_LANGUAGE): cv.string}
+)
+
+
+def site_spec(hass: HomeAssistant, entry: PrepaidConfigEntry) -> bills.SiteSpec:
+    """The site's billing settings for the store."""
+    site = entry.runtime_data.site
+    return bills.SiteSpec(
+        site=entry.entry_id,
+        name=site.name,
+        currency=site.currency,
+        timezone=str(hass.config.time_zone),
+        price=site.price,
+        due_days=int(entry.options.get(CONF_DUE_DAYS, DEFAULT_DUE_DAYS)),
+    )
+
+
+def tenant_spec(entry: PrepaidConfigEntry, tenant: TenantConfig) -> bills.TenantSpec:
+    """A tenant with its meters' names and billing mode (``billing`` in the tenant's options)."""
+    site = entry.runtime_data.site
+    names = {m.id: m.name for m in site.meters}
+    options: dict[str, Any] = next(
+        (t for t in entry.options.get(CONF_TENANTS, []) if t.get("id") == tenant.id), {}
+    )
+    mode = str(options.get(CONF_BILLING_MODE, "prepaid"))
+    return bills.TenantSpec(
+        id=tenant.id,
+        name=tenant.name,
+        meters=[(m, names.get(m, m)) for m in tenant.meters],
+        mode=mode if mode in BILLING_MODES else "prepaid",
+    )
+
+
+def _bill_period(
+    hass: HomeAssistant, entry: PrepaidConfigEntry, call: ServiceCall
+) -> BillingPeriod:
+    """The period asked for, or the last whole billing cycle (billing day N, clamped)."""
+    tz = str(hass.config.time_zone)
+    day = int(entry.options.get(CONF_BILLING_DAY, DEFAULT_BILLING_DAY))
+    if ATTR_START in call.data or ATTR_END in call.data:
+        start = _time(call.data.get(ATTR_START))
+        end = _time(call.data[ATTR_END]) if ATTR_END in call.data else dt_util.utcnow()
+        if end <= start or end > dt_util.utcnow() + timedelta(minutes=5):
+            raise _error("invalid_period")
+        cycle = billing_period(start, day, tz)
+        if end <= cycle.end:
+            return cycle.part(start, end)  # move-in, move-out: pro-rated in its cycle
+        return BillingPeriod.explicit(start, end)
+    current = billing_period(dt_util.utcnow(), day, tz)
+    return billing_period(current.start - timedelta(microseconds=1), day, tz)
+
+
+def _renderer(lang: str, template: str | None) -> Callable[[dict[str, Any]], str]:
+    return functools.partial(_render, lang=lang, template=template)
+
+
+def _render(doc: dict[str, Any], *, lang: str, template: str | None) -> str:
+    return render_html(doc, lang, template)
+
+
+def _bill_answer(entry: PrepaidConfigEntry, issued: bills.IssuedBill) -> dict[str, Any]:
+    return {
+        "bill_id": issued.id,
+        "bill_number": issued.number,
+        "revision": issued.revision,
+        "tenant": issued.tenant,
+        "period_start": issued.period_start.isoformat(),
+        "period_end": issued.period_end.isoformat(),
+        "total": str(issued.total),
+        "currency": issued.currency,
+        "content_hash": issued.content_hash,
+        "url": bill_url(issued.id),
+        "pdf_url": bill_url(issued.id, "pdf"),
+        "duplicate": issued.duplicate,
+        **({"correction": str(issued.correction)} if issued.correction is not None else {}),
+        "document": issued.document,
+    }
+
+
+def _fire_issued(hass: HomeAssistant, entry: PrepaidConfigEntry, issued: bills.IssuedBill) -> None:
+    doc = issued.document
+    hass.bus.async_fire(
+        EVENT_BILL_ISSUED,
+        {
+            "entry_id": entry.entry_id,
+            "tenant": issued.tenant,
+            "tenant_name": doc["tenant"]["name"],
+            "bill_number": issued.number,
+            "bill_id": issued.id,
+            "revision": issued.revision,
+            "period_start": issued.period_start.isoformat(),
+            "period_end": issued.period_end.isoformat(),
+            "total": str(issued.total),
+            "currency": issued.currency,
+            "url": bill_url(issued.id),
+        },
+    )
+
+
+async def async_issue_bills(
+    hass: HomeAssistant,
+    entry: PrepaidConfigEntry,
+    tenants: list[bills.TenantSpec],
+    period: BillingPeriod,
+    lang: str,
+) -> list[bills.IssuedBill]:
+    """Issue bills in chunks on the store's thread, reporting progress between chunks."""
+    template = await hass.async_add_executor_job(user_template, hass.config.config_dir)
+    render = _renderer(lang, template)
+    spec = site_spec(hass, entry)
+    store = entry.runtime_data.store
+    tariff = await store.run(bills.site_tariff, spec)
+    issued: list[bills.IssuedBill] = []
+    for i in range(0, len(tenants), BILL_CHUNK):
+        chunk = tenants[i : i + BILL_CHUNK]
+        try:
+            done = await store.run(
+                bills.issue_bills,
+                spec=spec,
+                tenants=chunk,
+                periods=[period] * len(chunk),
+                issued_at=dt_util.utcnow(),
+                render=render,
+                render_format=f"html:{lang}",
+                tariff=tariff,
+            )
+        except (LedgerError, RatingError, TariffError, CalendarError) as err:
+            raise _error(getattr(err, "key", "bill_failed")) from err
+        for bill in done:
+            if not bill.duplicate:
+                _fire_issued(hass, entry, bill)
+        issued.extend(done)
+        if len(tenants) > BILL_CHUNK:
+            hass.bus.async_fire(
+                EVENT_BILL_PROGRESS,
+                {"entry_id": entry.entry_id, "done": len(issued), "total": len(tenants)},
+            )
+    return issued
+
+
+async def _async_generate_bill(call: ServiceCall) -> ServiceResponse:
+    """Bills for one tenant or every tenant of the site, for a period."""
+    hass = call.hass
+    if ATTR_TENANT in call.data:
+        entry, tenant = resolve_tenant(hass, call)
+        tenants = [tenant_spec(entry, tenant)]
+    else:
+        entry = resolve_site(hass, call)
+        tenants = [tenant_spec(entry, t) for t in entry.runtime_data.site.tenants]
+    period = _bill_period(hass, entry, call)
+    lang = language(call.data.get(ATTR_LANGUAGE) or hass.config.language)
+    issued = await async_issue_bills(hass, entry, tenants, period, lang)
+    return {"bills": [_bill_answer(entry, b) for b in issued]}
+
+
+async def _async_recalculate_bill(call: ServiceCall) -> ServiceResponse:
+    """Recompute a bill; issue a revision and post the difference as a correcting entry."""
+    hass = call.hass
+    try:
+        bill_id = int(str(call.data[ATTR_BILL]).strip())
+    except ValueError as err:
+        raise _error("unknown_bill", bill=str(call.data[ATTR_BILL])) from err
+    for entry in _entries(hass, call.data.get(ATTR_CONFIG_ENTRY_ID)):
+        row = await entry.runtime_data.store.run(bills.get_bill, entry.entry_id, bill_id)
+        if row is None:
+            continue
+        tenant = next((t for t in entry.runtime_data.site.tenants if t.id == row.tenant), None)
+        spec_t = (
+            tenant_spec(entry, tenant)
+            if tenant is not None
+            else bills.TenantSpec(id=row.tenant, name=row.tenant, meters=[])
+        )
+        lang = language(call.data.get(ATTR_LANGUAGE) or hass.config.language)
+        template = await hass.async_add_executor_job(user_template, hass.config.config_dir)
+        try:
+            issued: bills.IssuedBill = await entry.runtime_data.coordinator.async_ledger_write(
+                bills.recalculate_bill,
+                spec=site_spec(hass, entry),
+                tenant=spec_t,
+                bill_id=bill_id,
+                now=dt_util.utcnow(),
+                render=_renderer(lang, template),
+                render_format=f"html:{lang}",
+                actor=_actor(call),
+            )
+        except LedgerError as err:
+            raise _error(err.key, **err.placeholders) from err
+        _fire_issued(hass, entry, issued)
+        return _bill_answer(entry, issued)
+    raise _error("unknown_bill", bill=str(bill_id))
+
+
+def async_setup_bill_services(hass: HomeAssistant) -> None:
+    """Register the bill actions and the bill document view (once, from async_setup)."""
+    for name, handler, schema in (
+        (SERVICE_GENERATE_BILL, _async_generate_bill, GENERATE_BILL_SCHEMA),
+        (SERVICE_RECALCULATE_BILL, _async_recalculate_bill, RECALCULATE_BILL_SCHEMA),
+    ):
+        async_register_admin_service(
+            hass,
+            DOMAIN,
+            name,
+            handler,
+            schema=schema,
+            supports_response=SupportsResponse.OPTIONAL,
+        )
+    hass.http.register_view(BillView())
+
+
+# --- supply control: manual lock, force-on, release, emergency credit ---------------------
+
+SERVICE_LOCK_SUPPLY = "lock_supply"
+SERVICE_FORCE_SUPPLY = "force_supply"
+SERVICE_RELEASE_SUPPLY = "release_supply"
+SERVICE_EMERGENCY_CREDIT = "emergency_credit"
+
+SUPPLY_SCHEMA = vol.Schema({**_SITE, vol.Required(ATTR_TENANT): cv.string})
+
+
+def _supply_result(entry: PrepaidConfigEntry, tenant: TenantConfig) -> dict[str, Any]:
+    state = entry.runtime_data.coordinator.data.tenants[tenant.id]
+    return {
+        "tenant": tenant.id,
+        "supply": state.supply.value,
+        "locked": state.locked,
+        "forced_on": state.forced_on,
+        "balance": str(state.balance),
+        "emergency_credit": str(state.emergency),
+    }
+
+
+async def _async_supply_override(call: ServiceCall) -> ServiceResponse:
+    """Lock (keep off), force on (keep on) or release a tenant's supply."""
+    entry, tenant = resolve_tenant(call.hass, call)
+    coordinator = entry.runtime_data.coordinator
+    if call.service == SERVICE_LOCK_SUPPLY:
+        await coordinator.async_set_override(tenant.id, locked=True, forced_on=False)
+    elif call.service == SERVICE_FORCE_SUPPLY:
+        await coordinator.async_set_override(tenant.id, locked=False, forced_on=True)
+    else:
+        await coordinator.async_set_override(tenant.id, locked=False, forced_on=False)
+    return _supply_result(entry, tenant)
+
+
+async def _async_emergency_credit(call: ServiceCall) -> ServiceResponse:
+    """Grant the tenant's emergency credit (once until the next top-up)."""
+    entry, tenant = resolve_tenant(call.hass, call)
+    if tenant.policy.emergency_credit <= 0:
+        raise _error("emergency_credit_disabled", tenant=tenant.id)
+    granted = await entry.runtime_data.coordinator.async_grant_emergency(tenant.id)
+    if granted is None:
+        raise _error("emergency_credit_used", tenant=tenant.id)
+    return _supply_result(entry, tenant)
+
+
+def async_setup_supply_services(hass: HomeAssistant) -> None:
+    """Register the supply-control actions (admin-only)."""
+    for name, handler in (
+        (SERVICE_LOCK_SUPPLY, _async_supply_override),
+        (SERVICE_FORCE_SUPPLY, _async_supply_override),
+        (SERVICE_RELEASE_SUPPLY, _async_supply_override),
+        (SERVICE_EMERGENCY_CREDIT, _async_emergency_credit),
+    ):
+        async_register_admin_service(
+            hass,
+            DOMAIN,
+            name,
+            handler,
+            schema=SUPPLY_SCHEMA,
             supports_response=SupportsResponse.OPTIONAL,
         )

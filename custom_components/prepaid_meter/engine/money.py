@@ -91,25 +91,7 @@ def split_largest_remainder(
     minor units go one each to the largest remainders. Ties go to the earlier
     position, so the result is deterministic. All weights zero: equal split.
     """
-    if not weights:
-        raise MoneyError("nothing to split among")
-    if any(w < 0 for w in weights):
-        raise MoneyError("negative weight")
-    q = quantum(currency)
-    total_r = round_money(total, currency)
-    sign = -1 if total_r < 0 else 1
-    units = int((abs(total_r) / q).to_integral_value())
-    weight_sum = sum(weights, ZERO)
-    if weight_sum == 0:
-        weights = [Decimal(1)] * len(weights)
-        weight_sum = Decimal(len(weights))
-    exact = [Decimal(units) * w / weight_sum for w in weights]
-    floors = [int(e.to_integral_value(rounding=ROUND_DOWN)) for e in exact]
-    leftover = units - sum(floors)
-    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - floors[i]), i))
-    for i in order[:leftover]:
-        floors[i] += 1
-    return [sign * Decimal(n) * q for n in floors]
+    return split_to_step(total, weights, quantum(currency))
 
 
 #: Splits in `split_to_step` run in this context so no weight product is rounded.

@@ -62,8 +62,32 @@ def _to_v2(conn: Connection) -> None:
     )
 
 
+def _to_v3(conn: Connection) -> None:
+    """Bill numbers, content hashes, billing mode, rendered documents; issued bills append-only."""
+    Base.metadata.create_all(conn)  # pm_bill_file
+    _add_column(conn, "pm_bill", "seq", "INTEGER")
+    _add_column(conn, "pm_bill", "number", "VARCHAR(32)")
+    _add_column(conn, "pm_bill", "content_hash", "VARCHAR(64)")
+    _add_column(conn, "pm_bill", "mode", "VARCHAR(16)")
+    conn.exec_driver_sql(
+        "CREATE UNIQUE INDEX IF NOT EXISTS ix_pm_bill_site_seq ON pm_bill (site, seq)"
+    )
+
+
+def _to_v4(conn: Connection) -> None:
+    """The supply policy's state on a tenant's control row."""
+    Base.metadata.create_all(conn)
+    table = "pm_tenant_control"
+    _add_column(conn, table, "warned", "VARCHAR(255) NOT NULL DEFAULT ''")
+    numeric = "NUMERIC" if conn.dialect.name == "postgresql" else "VARCHAR"
+    _add_column(conn, table, "emergency", f"{numeric} NOT NULL DEFAULT '0'")
+    stamp = "TIMESTAMP WITH TIME ZONE" if conn.dialect.name == "postgresql" else "DATETIME"
+    _add_column(conn, table, "due_since", stamp)
+    _add_column(conn, table, "cut_off", "BOOLEAN NOT NULL DEFAULT FALSE")
+
+
 #: MIGRATIONS[n] upgrades a version n-1 database to version n.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4}
 
 
 def install_guards(conn: Connection) -> None:

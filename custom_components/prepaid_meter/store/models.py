@@ -3,7 +3,10 @@
 Schema history (see ``migrations.py``): version 1 was the walking skeleton's
 ledger; version 2 adds the site's register (meters, tenant accounts,
 assignments, tariffs, sharing rules, bills), payment references, the audit
-columns of an entry, and the append-only guards.
+columns of an entry, and the append-only guards; version 3 adds bill numbers,
+content hashes and rendered documents; version 4 adds the supply
+policy's state to a tenant's control row (warnings fired, emergency credit
+taken, when the balance fell due, whether the supply is cut off).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    LargeBinary,
     Numeric,
     String,
     Text,
@@ -26,7 +30,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeEngine
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
@@ -191,7 +195,10 @@ class Bill(Base):
     """An issued bill. A recalculation is a new revision; the first one stays."""
 
     __tablename__ = "pm_bill"
-    __table_args__ = (UniqueConstraint("site", "tenant", "period_start", "revision"),)
+    __table_args__ = (
+        UniqueConstraint("site", "tenant", "period_start", "revision"),
+        Index("ix_pm_bill_site_seq", "site", "seq", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site: Mapped[str] = mapped_column(String(64))
@@ -204,6 +211,26 @@ class Bill(Base):
     total: Mapped[Decimal] = mapped_column(ExactDecimal())
     #: The bill's lines as JSON, as they were issued.
     document: Mapped[str] = mapped_column(Text, default="{}")
+    #: Gap-free sequence per site (every issued document, revisions included).
+    seq: Mapped[int | None]
+    #: The printed bill number.
+    number: Mapped[str | None] = mapped_column(String(32))
+    #: SHA-256 of the document's canonical JSON.
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    #: prepaid or postpaid when issued.
+    mode: Mapped[str | None] = mapped_column(String(16))
+
+
+class BillFile(Base):
+    """A rendered document of an issued bill (HTML, PDF), kept so it is served byte for byte."""
+
+    __tablename__ = "pm_bill_file"
+
+    bill_id: Mapped[int] = mapped_column(ForeignKey("pm_bill.id"), primary_key=True)
+    #: html or pdf, with the language: ``html:en``, ``pdf:zh-Hans``
+    format: Mapped[str] = mapped_column(String(16), primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
 
 
 # --- the ledger ----------------------------------------------------------------------
@@ -327,7 +354,21 @@ class TenantControl(Base):
     tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
     locked: Mapped[bool] = mapped_column(default=False)
     forced_on: Mapped[bool] = mapped_column(default=False)
+    #: Warning levels that have fired and not re-armed, comma-separated keys.
+    warned: Mapped[str] = mapped_column(String(255), default="")
+    #: Emergency credit taken since the last top-up (0: none).
+    emergency: Mapped[Decimal] = mapped_column(ExactDecimal(), default=Decimal(0))
+    #: When the balance fell to the cut-off point (the grace period runs from here).
+    due_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
+    #: Whether the policy has cut the supply off (grace and friendly hours never reconnect).
+    cut_off: Mapped[bool] = mapped_column(default=False)
 
 
 #: Tables whose rows are never updated or deleted (guarded by triggers).
-APPEND_ONLY_TABLES = ("pm_entry", "pm_posting", "pm_payment_ref")
+APPEND_ONLY_TABLES = (
+    "pm_entry",
+    "pm_posting",
+    "pm_payment_ref",
+    "pm_bill",
+    "pm_bill_file",
+)

@@ -1,0 +1,145 @@
+"""Issuing and recalculating bills on a real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DatabaseError
+from sqlalchemy.orm import Session, sessionmaker
+
+from custom_components.prepaid_meter.engine.billing import content_hash
+from custom_components.prepaid_meter.engine.calendars import billing_period
+from custom_components.prepaid_meter.store import bills, ledger
+from custom_components.prepaid_meter.store.ledger import LedgerError, MeterCharge
+from custom_components.prepaid_meter.store.models import Bill, JournalEntry
+
+from .conftest import SITE, assert_sound
+
+TZ = "Asia/Shanghai"
+PRICE = D("1.50")
+MAY = billing_period(datetime(2025, 5, 10, tzinfo=UTC), 1, TZ)
+
+
+def spec(price: D = PRICE) -> bills.SiteSpec:
+    return bills.SiteSpec(site=SITE, name="Test mall", currency="CNY", timezone=TZ, price=price)
+
+
+TENANT = bills.TenantSpec(id="t1", name="Shop 1", meters=[("m1", "Meter 1")])
+
+
+def charge_month(session: Session) -> D:
+    """Polls every 30 minutes from a day before May to a day after, charged at PRICE.
+
+    Returns what was deducted in May's (start, end].
+    """
+    ledger.sync_site(session, site=SITE, name="Test mall", currency="CNY",
+                     meters=[("m1", "Meter 1", 1, "sim")], tenants=[("t1", "Shop 1", ["m1"])],
+                     at=MAY.start - timedelta(days=2))  # fmt: skip
+    ledger.top_up(session, site=SITE, tenant="t1", amount=D(500), method="cash",
+                  reference="r1", at=MAY.start - timedelta(days=1, hours=12))  # fmt: skip
+    at, value, previous = MAY.start - timedelta(days=1), D("100.00"), None
+    charges, in_may = [], D(0)
+    step = 0
+    while at <= MAY.end + timedelta(days=1):
+        amount = D(0) if previous is None else (value - previous) * PRICE
+        charges.append(
+            MeterCharge(meter="m1", tenant="t1", value=value, taken_at=at, amount=amount)
+        )
+        if MAY.start < at <= MAY.end:
+            in_may += amount
+        previous, step = value, step + 1
+        value += D(step % 5) / 100 + D("0.07")
+        at += timedelta(minutes=30)
+    ledger.charge_meters(session, SITE, charges)
+    return in_may
+
+
+def test_prepaid_bill_equals_deductions_and_is_issued_once(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions() as session:
+        deducted = charge_month(session)
+        [issued] = bills.issue_bills(session, spec=spec(), tenants=[TENANT], periods=[MAY],
+                                     issued_at=MAY.end + timedelta(hours=1),
+                                     render=lambda doc: f"<p>{doc['total']}</p>")  # fmt: skip
+        assert issued.number == "000001"
+        assert issued.total == deducted.quantize(D("0.01"), rounding="ROUND_HALF_UP")
+        assert issued.document["matches_deducted"] is True
+        assert D(issued.document["wallet"]["deducted"]) == issued.total
+        assert content_hash(issued.document) == issued.content_hash
+        [meter] = issued.document["meters"]
+        assert D(meter["used"]) * PRICE == deducted
+        assert len(issued.document["history"]) >= 2
+        again = bills.issue_bills(session, spec=spec(), tenants=[TENANT], periods=[MAY],
+                                  issued_at=MAY.end + timedelta(hours=2))  # fmt: skip
+        assert again[0].duplicate
+        assert again[0].id == issued.id
+        html = bills.bill_file(session, issued.id, "html:en", lambda d: b"never")
+        assert html == f"<p>{issued.total}</p>".encode()
+        pdf = bills.bill_file(session, issued.id, "pdf:en", lambda d: d["number"].encode())
+        assert pdf == b"000001"
+        assert bills.bill_file(session, issued.id, "pdf:en", lambda d: b"other") == b"000001"
+
+
+def test_recalculation_after_a_price_correction(sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:
+        charge_month(session)
+        now = MAY.end + timedelta(days=3)
+        [first] = bills.issue_bills(session, spec=spec(), tenants=[TENANT], periods=[MAY],
+                                    issued_at=MAY.end + timedelta(hours=1))  # fmt: skip
+        before = ledger.balance(session, SITE, "t1")
+        original = session.get(Bill, first.id)
+        assert original is not None
+        original_doc, original_hash = original.document, original.content_hash
+        # The price was wrong: 1.50 should have been 1.20.
+        revised = bills.recalculate_bill(session, spec=spec(D("1.20")), tenant=TENANT,
+                                         bill_id=first.id, now=now)  # fmt: skip
+        assert revised.revision == 2
+        assert revised.number == "000002"
+        expected = (first.total * D("1.20") / D("1.50")).quantize(D("0.01"))
+        assert abs(revised.total - expected) <= D("0.01")
+        assert revised.correction == first.total - revised.total
+        assert revised.document["replaces_total"] == str(first.total)
+        assert D(revised.document["difference"]) == revised.total - first.total
+        after = ledger.balance(session, SITE, "t1")
+        assert after - before == first.total - revised.total
+        correction = session.scalars(
+            select(JournalEntry).where(JournalEntry.kind == "correction")
+        ).one()
+        assert correction.reference == f"bill:{first.id}:revision:2"
+        session.expire_all()
+        kept = session.get(Bill, first.id)
+        assert kept is not None
+        assert (kept.document, kept.content_hash, kept.revision) == (original_doc, original_hash, 1)
+        assert content_hash(json.loads(kept.document)) == original_hash
+        assert_sound(session)
+        # Recalculating the revision again at the same price changes nothing in money.
+        third = bills.recalculate_bill(session, spec=spec(D("1.20")), tenant=TENANT,
+                                       bill_id=revised.id, now=now)  # fmt: skip
+        assert third.revision == 3
+        assert third.correction == 0
+        assert ledger.balance(session, SITE, "t1") == after
+
+
+def test_issued_bills_cannot_be_changed_and_old_ones_not_recalculated(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions() as session:
+        charge_month(session)
+        [first] = bills.issue_bills(session, spec=spec(), tenants=[TENANT], periods=[MAY],
+                                    issued_at=MAY.end)  # fmt: skip
+        with pytest.raises(DatabaseError):
+            session.execute(text("UPDATE pm_bill SET total = '0'"))
+        session.rollback()
+        with pytest.raises(LedgerError) as err:
+            bills.recalculate_bill(session, spec=spec(), tenant=TENANT, bill_id=first.id,
+                                   now=MAY.end + timedelta(days=400))  # fmt: skip
+        assert err.value.key == "bill_too_old"
+        with pytest.raises(LedgerError) as err:
+            bills.recalculate_bill(session, spec=spec(), tenant=TENANT, bill_id=first.id + 99,
+                                   now=MAY.end)  # fmt: skip
+        assert err.value.key == "unknown_bill"
