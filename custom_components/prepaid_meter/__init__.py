@@ -23,6 +23,7 @@ from .meters.modbus import ModbusBus
 from .meters.profiles import CUSTOM, MeterProfile, ProfileError, load_profile, parse_profile
 from .meters.reader import EntityMeter, MeterReader, ModbusMeter
 from .services import async_setup_bill_services, async_setup_services, async_setup_supply_services
+from .sharing_runner import async_setup_sharing_service, async_start_sharing, validate_sharing
 from .store import Store, StoreError
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.SENSOR, Platform.SWITCH]
@@ -35,6 +36,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_setup_services(hass)
     async_setup_bill_services(hass)
     async_setup_supply_services(hass)
+    async_setup_sharing_service(hass)
     return True
 
 
@@ -97,6 +99,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PrepaidConfigEntry) -> b
             translation_key="invalid_meter_config",
             translation_placeholders={"error": str(err)},
         ) from err
+    sharing = validate_sharing(hass, entry, site)
     store = Store(database_url(hass, entry))
     try:
         await store.async_open()
@@ -116,6 +119,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PrepaidConfigEntry) -> b
         await store.async_close()
         raise
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    async_start_sharing(hass, entry, sharing)
 
     async def _async_close_on_stop(_event: Event) -> None:
         # Entries are not unloaded when Home Assistant stops: close the store's
