@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from homeassistant import loader
-from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import async_get_platforms
 from homeassistant.setup import async_setup_component
@@ -38,16 +37,11 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.prepaid_meter.const import (
     CONF_BUSES,
-    CONF_CURRENCY,
-    CONF_CUT_OFF_ENABLED,
-    CONF_DATABASE_URL,
     CONF_METERS,
-    CONF_PRICE,
-    CONF_SCAN_INTERVAL,
     CONF_TENANTS,
-    DOMAIN,
 )
 from devtools.simulator import MeterSimulator, SimulatedMeter
+from devtools.site import site_entry
 
 METERS = 200
 CYCLES = 5
@@ -92,20 +86,14 @@ def _site_entry(sim: MeterSimulator, db: Path) -> MockConfigEntry:
         for d in sim.meters
     ]
     tenants = [{"id": f"t{d}", "name": f"Shop {d:03d}", "meters": [f"m{d}"]} for d in sim.meters]
-    return MockConfigEntry(
-        domain=DOMAIN,
+    return site_entry(
+        sim,
+        f"sqlite:///{db}",
         title="Bench mall",
-        data={
-            CONF_NAME: "Bench mall",
-            CONF_HOST: sim.host,
-            CONF_PORT: sim.port,
-            CONF_CURRENCY: "CNY",
-            CONF_DATABASE_URL: f"sqlite:///{db}",
-        },
+        price="1.00",
+        cut_off=False,
+        scan_interval=IDLE,
         options={
-            CONF_PRICE: "1.00",
-            CONF_CUT_OFF_ENABLED: False,
-            CONF_SCAN_INTERVAL: IDLE,
             CONF_BUSES: [{"id": "default", "host": sim.host, "port": sim.port, "timeout": 3}],
             CONF_METERS: meters,
             CONF_TENANTS: tenants,

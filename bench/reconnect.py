@@ -19,22 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from homeassistant import loader
-from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_test_home_assistant,
 )
 
-from custom_components.prepaid_meter.config_flow import building
 from custom_components.prepaid_meter.const import (
-    CONF_CURRENCY,
-    CONF_CUT_OFF_ENABLED,
-    CONF_DATABASE_URL,
-    CONF_PRICE,
-    CONF_SCAN_INTERVAL,
     DOMAIN,
 )
 from devtools.simulator import MeterSimulator, SimulatedMeter
+from devtools.site import site_entry
 
 METERS = 20
 ROUNDS = 200
@@ -43,23 +37,7 @@ IDLE = 86400  # no background poll while measuring: the top-up path alone
 
 
 def _entry(sim: MeterSimulator, db: Path) -> MockConfigEntry:
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title="Bench mall",
-        data={
-            CONF_NAME: "Bench mall",
-            CONF_HOST: sim.host,
-            CONF_PORT: sim.port,
-            CONF_CURRENCY: "CNY",
-            CONF_DATABASE_URL: f"sqlite:///{db}",
-        },
-        options={
-            CONF_PRICE: "1.00",
-            CONF_CUT_OFF_ENABLED: True,
-            CONF_SCAN_INTERVAL: IDLE,
-            **building(sorted(sim.meters), "Shop"),
-        },
-    )
+    return site_entry(sim, f"sqlite:///{db}", title="Bench mall", price="1.00", scan_interval=IDLE)
 
 
 def _percentile(sorted_ms: list[float], q: float) -> float:

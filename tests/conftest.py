@@ -8,20 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.prepaid_meter.config_flow import building
-from custom_components.prepaid_meter.const import (
-    CONF_CURRENCY,
-    CONF_CUT_OFF_ENABLED,
-    CONF_DATABASE_URL,
-    CONF_PRICE,
-    CONF_SCAN_INTERVAL,
-    DOMAIN,
-)
 from devtools.simulator import MeterSimulator, SimulatedMeter
+from devtools.site import site_entry as build_site_entry
 from tests.postgres import PostgresCluster, PostgresUnavailable
 
 
@@ -98,24 +89,7 @@ def site_entry(
     **extra: Any,
 ) -> MockConfigEntry:
     """A site entry for the simulator's building: meter m<N> and tenant t<N> per device."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title="Test mall",
-        data={
-            CONF_NAME: "Test mall",
-            CONF_HOST: simulator.host,
-            CONF_PORT: simulator.port,
-            CONF_CURRENCY: "CNY",
-            CONF_DATABASE_URL: db_url,
-        },
-        options={
-            CONF_PRICE: price,
-            CONF_CUT_OFF_ENABLED: cut_off,
-            CONF_SCAN_INTERVAL: 30,
-            **building(sorted(simulator.meters), "Shop"),
-            **extra,
-        },
-    )
+    return build_site_entry(simulator, db_url, price=price, cut_off=cut_off, options=extra)
 
 
 @pytest.fixture
