@@ -25,6 +25,7 @@ from .meters.reader import EntityMeter, MeterReader, ModbusMeter
 from .services import async_setup_bill_services, async_setup_services, async_setup_supply_services
 from .sharing_runner import async_setup_sharing_service, async_start_sharing, validate_sharing
 from .store import Store, StoreError
+from .tariff_config import TariffConfigError
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.SENSOR, Platform.SWITCH]
 
@@ -93,6 +94,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: PrepaidConfigEntry) -> b
     try:
         site = SiteConfig.from_entry(entry, hass.config.time_zone)
         buses, readers = await async_build_meters(hass, site)
+    except TariffConfigError as err:
+        raise ConfigEntryError(
+            translation_domain=DOMAIN,
+            translation_key=err.key,
+            translation_placeholders={"tariff": err.tariff, "error": err.error},
+        ) from err
     except (ProfileError, ValueError, TypeError) as err:
         raise ConfigEntryError(
             translation_domain=DOMAIN,
@@ -114,7 +121,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PrepaidConfigEntry) -> b
     )
     try:
         await coordinator.async_config_entry_first_refresh()
-    except ConfigEntryNotReady:
+    except (ConfigEntryNotReady, ConfigEntryError):
         _close_buses(buses)
         await store.async_close()
         raise

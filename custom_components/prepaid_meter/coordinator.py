@@ -18,13 +18,16 @@ from typing import Any, Concatenate
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.exceptions import ConfigEntryError
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.event import async_track_point_in_utc_time
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 from sqlalchemy.orm import Session
 
+from .charging import Charger
 from .const import (
+    CONF_BILLING_DAY,
     CONF_BUSES,
     CONF_CREDIT_LIMIT,
     CONF_CURRENCY,
@@ -43,6 +46,7 @@ from .const import (
     CONF_SCAN_INTERVAL,
     CONF_TENANTS,
     CONF_WARNING_LEVELS,
+    DEFAULT_BILLING_DAY,
     DEFAULT_BUS,
     DEFAULT_FORECAST_DAYS,
     DEFAULT_OFFLINE_AFTER,
@@ -64,11 +68,14 @@ from .engine.policy import (
     parse_friendly_hours,
     threshold,
 )
+from .engine.prepaid import share
 from .engine.warnings import WarningLevels, days_left, evaluate_warnings, parse_levels
 from .meters.modbus import BusConfig, MeterIOError, ModbusBus
 from .meters.reader import MeterReader, MeterSample, RelayMismatch
 from .store import Store, ledger, policy_state
 from .store.ledger import BalanceCache, MeterCharge, TopUpResult
+from .store.tariffs import TariffVersionChanged, sync_tariffs
+from .tariff_config import SiteTariffs, site_tariffs
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -169,6 +176,10 @@ class SiteConfig:
     offline_after: int
     meters: tuple[MeterConfig, ...]
     tenants: tuple[TenantConfig, ...]
+    #: Who is priced by which tariff (see ``tariff_config``).
+    tariffs: SiteTariffs = field(default_factory=SiteTariffs)
+    #: The day of the month billing periods start (tiers accumulate per period).
+    billing_day: int = DEFAULT_BILLING_DAY
 
     @classmethod
     def from_entry(cls, entry: ConfigEntry[Any], tz: str = "UTC") -> SiteConfig:
@@ -186,19 +197,23 @@ class SiteConfig:
         for spec in opts.get(CONF_BUSES, []):
             bus = BusConfig.from_dict(spec)
             buses[bus.id] = bus
+        price = Decimal(str(opts[CONF_PRICE]))
+        currency = entry.data[CONF_CURRENCY]
         return cls(
             name=entry.data[CONF_NAME],
             host=host,
             port=port,
             buses=tuple(buses.values()),
-            currency=entry.data[CONF_CURRENCY],
-            price=Decimal(str(opts[CONF_PRICE])),
+            currency=currency,
+            price=price,
             policy=policy,
             scan_interval=int(opts.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL)),
             forecast_days=max(1, int(opts.get(CONF_FORECAST_DAYS, DEFAULT_FORECAST_DAYS))),
             offline_after=max(1, int(opts.get(CONF_OFFLINE_AFTER, DEFAULT_OFFLINE_AFTER))),
             meters=tuple(MeterConfig(**m) for m in opts.get(CONF_METERS, [])),
             tenants=tuple(_tenant(t, opts, tz) for t in opts.get(CONF_TENANTS, [])),
+            tariffs=site_tariffs(opts, currency=currency, timezone=tz, price=price),
+            billing_day=int(opts.get(CONF_BILLING_DAY, DEFAULT_BILLING_DAY)),
         )
 
     def tenant_of(self, meter_id: str) -> TenantConfig | None:
@@ -313,6 +328,9 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         self._rechecks: dict[str, CALLBACK_TYPE] = {}
         self._balances = BalanceCache()
         self._cursors: dict[str, Decimal] = {}
+        #: When each meter's last charged reading was taken (a tenant's poll interval starts there).
+        self._read_at: dict[str, datetime] = {}
+        self.charger = Charger({}, site.billing_day, site.tariffs.timezone)
         self.data = SiteData(
             meters={m.id: MeterState(offline_after=site.offline_after) for m in site.meters},
             tenants={t.id: TenantState() for t in site.tenants},
@@ -331,12 +349,34 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         )
         cursors = await self.store.run(ledger.cursors, self.site_id)
         self._cursors = {meter: c.value for meter, c in cursors.items()}
+        self._read_at = {meter: c.taken_at for meter, c in cursors.items()}
+        await self._setup_charger()
         balances = await self.store.run(self._balances.refresh, self.site_id)
         stored = await self.store.run(policy_state.load, self.site_id)
         for tenant_id, state in self.data.tenants.items():
             state.balance = balances.get(tenant_id, ZERO)
             self._restore(state, stored.get(tenant_id, policy_state.PolicyState()))
         await self._refresh_forecast(dt_util.utcnow())
+
+    async def _setup_charger(self) -> None:
+        """Keep the tariffs' versions, then rebuild each tenant's rating of the current period."""
+        tariffs = self.site.tariffs
+        try:
+            stored = await self.store.run(sync_tariffs, self.site_id, tariffs.definitions())
+        except TariffVersionChanged as err:
+            raise ConfigEntryError(
+                translation_domain=DOMAIN,
+                translation_key="tariff_version_changed",
+                translation_placeholders={"tariff": err.tariff, "effective": err.effective},
+            ) from err
+        by_tenant = {}
+        for tenant in self.site.tenants:
+            tid = tariffs.tariff_id(tenant.id)
+            by_tenant[tenant.id] = stored[tid] if tid is not None else tariffs.tariff(None)
+        self.charger = Charger(by_tenant, self.site.billing_day, tariffs.timezone)
+        names = {m.id: m.name for m in self.site.meters}
+        meters = {t.id: [(m, names.get(m, m)) for m in t.meters] for t in self.site.tenants}
+        await self.store.run(self.charger.rebuild, self.site_id, meters, dt_util.utcnow())
 
     @staticmethod
     def _restore(state: TenantState, stored: policy_state.PolicyState) -> None:
@@ -416,8 +456,8 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         )
 
     async def _charge(self, data: SiteData, now: datetime) -> None:
-        """Charge every online meter's counter delta to its tenant's wallet."""
-        charges: list[MeterCharge] = []
+        """Charge every online meter's counter delta to its tenant's wallet, on its tariff."""
+        read: list[tuple[MeterConfig, TenantConfig | None, Decimal, Decimal]] = []
         for meter in self.site.meters:
             state = data.meters[meter.id]
             if not state.online or state.sample is None:
@@ -432,22 +472,42 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
                 used = value - previous
             elif previous is not None and value < previous:
                 used = self._counter_fell(meter, previous, value)
-            amount = used * self.site.price if tenant is not None else ZERO
-            charges.append(
-                MeterCharge(
-                    meter=meter.id,
-                    tenant=tenant.id if tenant else "",
-                    value=value,
-                    taken_at=now,
-                    amount=amount,
-                )
-            )
-        if not charges:
+            read.append((meter, tenant, value, used))
+        if not read:
             return
+        charges = self._rate(read, now)
         balances = await self.store.run(self._charge_and_balance, charges)
         for charge in charges:
             self._cursors[charge.meter] = charge.value
+            self._read_at[charge.meter] = charge.taken_at
         self._set_balances(balances)
+
+    def _rate(
+        self, read: list[tuple[MeterConfig, TenantConfig | None, Decimal, Decimal]], now: datetime
+    ) -> list[MeterCharge]:
+        """Price each tenant's use since its last reading as one interval; split over its meters."""
+        amounts: dict[str, Decimal] = {}
+        by_tenant: dict[str, list[Decimal]] = {}
+        for _meter, tenant, _value, delta in read:
+            if tenant is not None:
+                by_tenant.setdefault(tenant.id, []).append(delta)
+        for tenant_id, used in by_tenant.items():
+            tenant = next(t for t in self.site.tenants if t.id == tenant_id)
+            last = max(
+                (self._read_at[m] for m in tenant.meters if m in self._read_at), default=None
+            )
+            amounts[tenant_id] = self.charger.charge(tenant_id, last, now, sum(used, ZERO))
+        parts = {t: iter(share(amounts[t], used)) for t, used in by_tenant.items()}
+        return [
+            MeterCharge(
+                meter=meter.id,
+                tenant=tenant.id if tenant else "",
+                value=value,
+                taken_at=now,
+                amount=next(parts[tenant.id]) if tenant is not None else ZERO,
+            )
+            for meter, tenant, value, _used in read
+        ]
 
     def _counter_fell(self, meter: MeterConfig, previous: Decimal, value: Decimal) -> Decimal:
         """Energy used when a counter reads lower than before: the wrapped delta or nothing.
@@ -515,17 +575,18 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         so a refund can cut off and a move-out opens the relay at once.
         """
 
-        def write(session: Session) -> tuple[R, dict[str, Decimal], dict[str, Decimal], Any]:
+        def write(session: Session) -> tuple[R, dict[str, Decimal], dict[str, Any], Any]:
             result = fn(session, *args, **kwargs)
             balances = self._balances.refresh(session, self.site_id)
-            charged = {m: c.value for m, c in ledger.cursors(session, self.site_id).items()}
+            charged = ledger.cursors(session, self.site_id)
             return result, balances, charged, policy_state.load(session, self.site_id)
 
         async with self._lock:
             result, balances, charged, stored = await self.store.run(write)
             before = {t: s.balance for t, s in self.data.tenants.items()}
             self._set_balances(balances)
-            self._cursors = charged
+            self._cursors = {m: c.value for m, c in charged.items()}
+            self._read_at = {m: c.taken_at for m, c in charged.items()}
             for tenant in self.site.tenants:
                 state = self.data.tenants[tenant.id]
                 row = stored.get(tenant.id, policy_state.PolicyState())

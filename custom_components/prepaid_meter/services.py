@@ -613,11 +613,16 @@ def tenant_spec(entry: PrepaidConfigEntry, tenant: TenantConfig) -> bills.Tenant
         (t for t in entry.options.get(CONF_TENANTS, []) if t.get("id") == tenant.id), {}
     )
     mode = str(options.get(CONF_BILLING_MODE, "prepaid"))
+    # The tariff that charged the tenant; the site's flat price (or, on a site
+    # without configured tariffs, the first tariff stored) otherwise.
+    tariffs = site.tariffs
+    tariff = tariffs.tariff_id(tenant.id)
     return bills.TenantSpec(
         id=tenant.id,
         name=tenant.name,
         meters=[(m, names.get(m, m)) for m in tenant.meters],
         mode=mode if mode in BILLING_MODES else "prepaid",
+        tariff=tariff if tariff is not None else (bills.FLAT if tariffs.tariffs else None),
     )
 
 
@@ -698,7 +703,6 @@ async def async_issue_bills(
     render = _renderer(lang, template)
     spec = site_spec(hass, entry)
     store = entry.runtime_data.store
-    tariff = await store.run(bills.site_tariff, spec)
     issued: list[bills.IssuedBill] = []
     for i in range(0, len(tenants), BILL_CHUNK):
         chunk = tenants[i : i + BILL_CHUNK]
@@ -711,7 +715,6 @@ async def async_issue_bills(
                 issued_at=dt_util.utcnow(),
                 render=render,
                 render_format=f"html:{lang}",
-                tariff=tariff,
                 # A run for every tenant answers with numbers, totals and links;
                 # the documents themselves are served at their URLs.
                 documents=len(tenants) <= BILL_CHUNK,

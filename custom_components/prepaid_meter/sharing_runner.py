@@ -10,8 +10,9 @@ Configuration (entry options, both optional, so old entries keep working):
     a list of rules in the engine's `sharing_rule_to_dict` form: common-area
     meters by meter id, participants by tenant id.
 ``tariff`` (optional)
-    an engine tariff (`tariff_from_dict`) pricing common meters and the
-    master; without it, a flat tariff at the site's ``price``.
+    the site's default tariff (an id of the ``tariffs`` option, or an engine
+    tariff dict; see ``tariff_config``) prices common meters and the master;
+    without it, a flat tariff at the site's ``price``.
 
 A window's energy per meter is found from the stored readings: the counter
 at each edge of the window is interpolated in a straight line between the
@@ -79,7 +80,6 @@ _LOGGER = logging.getLogger(__name__)
 
 CONF_MASTER_METER: Final = "master_meter"
 CONF_SHARING_RULES: Final = "sharing_rules"
-CONF_TARIFF: Final = "tariff"
 
 SERVICE_SHARE_COSTS: Final = "share_costs"
 ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
@@ -167,13 +167,9 @@ def sharing_config(options: Mapping[str, Any], site: SiteConfig, timezone: str) 
         if rule.kind == "loss" and master is None:
             raise SharingConfigError(f"{where}: a line-loss rule needs the master_meter option")
         rules.append(rule)
-    raw_tariff = options.get(CONF_TARIFF)
-    try:
-        tariff = flat_tariff(site, timezone) if raw_tariff is None else tariff_from_dict(raw_tariff)
-    except TariffError as err:
-        raise SharingConfigError(f"tariff: {err}") from err
-    if tariff.currency != site.currency:
-        raise SharingConfigError(f"tariff: currency {tariff.currency} is not {site.currency}")
+    # The site's default tariff, resolved as charging resolves it (``tariff_config``).
+    default = site.tariffs.default
+    tariff = flat_tariff(site, timezone) if default is None else site.tariffs.tariff(default)
     return SharingConfig(master=master, rules=tuple(rules), tariff=tariff)
 
 

@@ -39,11 +39,13 @@ from ..engine.billing import (
 from ..engine.calendars import BillingPeriod, as_zone, local_midnight
 from ..engine.intervals import IntervalUse
 from ..engine.money import ZERO, round_money
+from ..engine.prepaid import price_grid, tenant_usage
 from ..engine.rating import UsageSeries, rate_period
 from ..engine.tariffs import Tariff, tariff_from_dict
 from .ledger import EXACT_PRECISION, LedgerError, _Accounts, _whole, post_entry, wallet_code
 from .models import Bill as BillRow
 from .models import BillFile, TariffVersion
+from .tariffs import stored_tariff
 
 #: How far back a bill may be recalculated.
 RECALCULATE_MONTHS = 12
@@ -61,6 +63,13 @@ class TenantSpec:
     meters: Sequence[tuple[str, str]]
     mode: str = "prepaid"
     fees: Sequence[Fee] = ()
+    #: The id of the tenant's stored tariff; `FLAT` for the site's flat price;
+    #: None for the site's first stored tariff, else the flat price.
+    tariff: str | None = None
+
+
+#: `TenantSpec.tariff` of a tenant priced at the site's flat price.
+FLAT = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,8 +109,12 @@ class IssuedBill:
 # --- inputs --------------------------------------------------------------------------
 
 
-def site_tariff(session: Session, spec: SiteSpec) -> Tariff:
-    """The site's tariff from its stored versions, or a flat tariff from its price."""
+def site_tariff(session: Session, spec: SiteSpec, tariff_id: str | None = None) -> Tariff:
+    """A tariff from its stored versions (the site's first without an id), or the flat price."""
+    if tariff_id == FLAT:
+        return flat_tariff(spec.price, spec.currency, spec.timezone)
+    if tariff_id is not None:
+        return stored_tariff(session, spec.site, tariff_id)
     rows = session.scalars(
         select(TariffVersion)
         .where(TariffVersion.site == spec.site)
@@ -264,14 +277,8 @@ def gather(
     replaces_total: Decimal | None = None,
 ) -> Bill:
     """Everything a tenant's bill for the period needs, rated and assembled."""
-    meters: list[MeterReadings] = []
-    usages: list[UsageSeries | list[IntervalUse]] = []
-    for meter_id, meter_name in tenant.meters:
-        reading, usage = _meter_usage(session, spec.site, meter_id, meter_name, period)
-        meters.append(reading)
-        if usage is not None:
-            usages.append(usage)
-    rated = rate_period(tariff, period, _combine(usages))
+    meters, usage = tenant_period_usage(session, spec.site, tenant.meters, period, tariff)
+    rated = rate_period(tariff, period, usage)
     data = BillInput(
         site_name=spec.name,
         site_address=spec.address,
@@ -297,6 +304,29 @@ def gather(
         replaces_total=replaces_total,
     )
     return assemble_bill(data)
+
+
+def tenant_period_usage(
+    session: Session,
+    site: str,
+    meters: Sequence[tuple[str, str]],
+    period: BillingPeriod,
+    tariff: Tariff,
+) -> tuple[list[MeterReadings], UsageSeries | list[IntervalUse]]:
+    """The tenant's meters' bounding readings and its use in the period, as charged at polls.
+
+    The intervals are the ones prepaid charging rated (`engine.prepaid`), so
+    rating them gives what was deducted; the rating state of a period in
+    progress is rebuilt from them after a restart.
+    """
+    readings: list[MeterReadings] = []
+    usages: list[UsageSeries | list[IntervalUse]] = []
+    for meter_id, meter_name in meters:
+        reading, usage = _meter_usage(session, site, meter_id, meter_name, period)
+        readings.append(reading)
+        if usage is not None:
+            usages.append(usage)
+    return readings, tenant_usage(usages, price_grid(tariff))
 
 
 @functools.lru_cache(maxsize=8)
@@ -397,40 +427,6 @@ def _grid_text(start: datetime, step: timedelta, n: int) -> str:
     return "|".join(str(t) for t in _grid(start, step, n, True))
 
 
-def _combine(usages: list[UsageSeries | list[IntervalUse]]) -> UsageSeries | list[IntervalUse]:
-    """Several meters' use as one: added up on a shared grid, else cut at every boundary."""
-    if not usages:
-        return []
-    if len(usages) == 1:
-        return usages[0]
-    series = [u for u in usages if isinstance(u, UsageSeries)]
-    if (
-        len(series) == len(usages)
-        and len({(u.start, u.minutes, len(u.energy)) for u in series}) == 1
-    ):
-        columns = zip(*(u.energy for u in series), strict=True)
-        return UsageSeries(series[0].start, series[0].minutes, [sum(c, ZERO) for c in columns])
-    intervals = sorted(
-        (iv for u in usages for iv in (u.intervals() if isinstance(u, UsageSeries) else u)),
-        key=lambda iv: iv.start,
-    )
-    return _merge(intervals)
-
-
-def _merge(intervals: list[IntervalUse]) -> list[IntervalUse]:
-    """Several meters' intervals as one non-overlapping series (cut at every boundary)."""
-    cuts = sorted({t for iv in intervals for t in (iv.start, iv.end)})
-    energy = dict.fromkeys(cuts[:-1], ZERO)
-    with localcontext(prec=EXACT_PRECISION):
-        for iv in intervals:
-            inside = [c for c in cuts if iv.start <= c < iv.end]
-            span = Decimal((iv.end - iv.start) // timedelta(microseconds=1))
-            for a in inside:
-                b = cuts[cuts.index(a) + 1]
-                energy[a] += iv.energy * Decimal((b - a) // timedelta(microseconds=1)) / span
-    return [IntervalUse(a, b, energy[a]) for a, b in pairwise(cuts) if energy[a] > 0]
-
-
 # --- issuing -------------------------------------------------------------------------
 
 
@@ -520,7 +516,7 @@ def issue_bills(
     bill back (issuing is idempotent); numbers stay gap-free because they are
     taken inside the transaction that stores the bills.
     """
-    tariff = tariff or site_tariff(session, spec)
+    tariffs: dict[str | None, Tariff] = {}
     seq = _next_seq(session, spec.site)
     out: list[IssuedBill] = []
     for tenant, period in zip(tenants, periods, strict=True):
@@ -537,8 +533,10 @@ def issue_bills(
         if existing is not None:
             out.append(_answer(existing, full=documents, duplicate=True))
             continue
-        bill = gather(session, spec, tenant, period, tariff, number=bill_number(seq),
-                      revision=1, issued_at=issued_at)  # fmt: skip
+        if tenant.tariff not in tariffs:
+            tariffs[tenant.tariff] = tariff or site_tariff(session, spec, tenant.tariff)
+        bill = gather(session, spec, tenant, period, tariffs[tenant.tariff],
+                      number=bill_number(seq), revision=1, issued_at=issued_at)  # fmt: skip
         row = _store(session, spec, bill, seq, render, render_format)
         session.flush()
         out.append(_answer(row, full=documents))
@@ -585,7 +583,7 @@ def recalculate_bill(
         .order_by(BillRow.revision.desc())
         .limit(1)
     ).one()
-    tariff = tariff or site_tariff(session, spec)
+    tariff = tariff or site_tariff(session, spec, tenant.tariff)
     # The same period and the cycle it was pro-rated against, as issued.
     issued_period = json.loads(original.document)["period"]
     period = BillingPeriod(

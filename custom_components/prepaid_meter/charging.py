@@ -1,0 +1,110 @@
+"""Prepaid charging with the engine: each tenant's rating state over its billing period.
+
+Per poll a tenant's counter deltas are rated as `engine.prepaid.poll_interval`
+on the tenant's own tariff (`rating.rate_interval`, tiers accumulating in the
+state), so the wallet is charged what the period's bill rates. The state
+lives in memory and is rebuilt from the stored readings of the current period
+when the entry loads (`rebuild`, on the store's thread): the same intervals,
+rated in batch, give the same tier use, so a restart neither charges an
+interval twice nor skips one (the readings' cursors say where charging got to).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, localcontext
+
+from sqlalchemy.orm import Session
+
+from .engine.calendars import BillingPeriod, CalendarError, billing_period
+from .engine.prepaid import cut, poll_interval, price_grid
+from .engine.rating import (
+    RATING_CONTEXT,
+    RatingError,
+    RatingState,
+    open_period,
+    rate_batch,
+    rate_interval,
+)
+from .engine.tariffs import Tariff, TariffError
+from .store.bills import tenant_period_usage
+
+_LOGGER = logging.getLogger(__name__)
+
+ZERO = Decimal(0)
+
+
+@dataclass
+class TenantRating:
+    """A tenant's tariff and where its rating stands in the current billing period."""
+
+    tariff: Tariff
+    grid: int | None
+    state: RatingState | None = None
+
+
+class Charger:
+    """Rates tenants' polls on their tariffs; owned by the coordinator, used under its lock."""
+
+    def __init__(self, tariffs: Mapping[str, Tariff], billing_day: int, timezone: str) -> None:
+        self.billing_day = billing_day
+        self.timezone = timezone
+        self.ratings = {
+            tenant: TenantRating(tariff, price_grid(tariff)) for tenant, tariff in tariffs.items()
+        }
+
+    def period(self, at: datetime) -> BillingPeriod:
+        """The billing cycle containing ``at``."""
+        return billing_period(at, self.billing_day, self.timezone)
+
+    def rebuild(
+        self,
+        session: Session,
+        site: str,
+        meters: Mapping[str, Sequence[tuple[str, str]]],
+        now: datetime,
+    ) -> None:
+        """Rate the current period's stored readings again: the state as the polls left it."""
+        period = self.period(now)
+        for tenant, rating in self.ratings.items():
+            state = open_period(rating.tariff, period)
+            _, usage = tenant_period_usage(
+                session, site, meters.get(tenant, ()), period, rating.tariff
+            )
+            if usage:
+                try:
+                    state = rate_batch(rating.tariff, state, usage).state
+                except (RatingError, TariffError) as err:
+                    _LOGGER.error("Tenant %s: period so far cannot be rated: %s", tenant, err)
+            rating.state = state
+
+    def charge(
+        self, tenant: str, last_reading: datetime | None, now: datetime, energy: Decimal
+    ) -> Decimal:
+        """The exact amount for ``energy`` read at ``now`` since the tenant's last reading."""
+        rating = self.ratings.get(tenant)
+        if rating is None:
+            return ZERO
+        try:
+            period = self.period(now)
+            state = rating.state
+            if state is None or state.period.start != period.start:
+                state = open_period(rating.tariff, period, state)
+            rating.state = state
+            interval = poll_interval(last_reading, now, period, energy)
+            if interval is None:
+                return ZERO
+            amount = ZERO
+            for piece in cut([interval], rating.grid):
+                rated = rate_interval(rating.tariff, state, piece)
+                state = rated.state
+                with localcontext(RATING_CONTEXT):
+                    amount += rated.total
+        except (RatingError, TariffError, CalendarError) as err:
+            _LOGGER.error("Tenant %s: %s of use at %s not rated: %s", tenant, energy, now, err)
+            return ZERO
+        rating.state = state
+        return amount
