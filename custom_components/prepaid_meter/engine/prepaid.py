@@ -28,6 +28,8 @@ from .rating import RATING_CONTEXT, UsageSeries
 from .tariffs import Tariff, TouPrice
 
 ZERO = Decimal(0)
+#: A meter's part of its tenant's charge is cut to this quantum; the last meter takes the rest.
+SHARE_QUANTUM = Decimal(1).scaleb(-20)
 
 
 def price_grid(tariff: Tariff) -> int | None:
@@ -144,5 +146,5 @@ def share(amount: Decimal, energies: Sequence[Decimal]) -> list[Decimal]:
     if len(energies) <= 1 or not total:
         return [amount, *[ZERO] * (len(energies) - 1)] if energies else []
     with localcontext(RATING_CONTEXT):
-        parts = [amount * e / total for e in energies[:-1]]
+        parts = [(amount * e / total).quantize(SHARE_QUANTUM) for e in energies[:-1]]
         return [*parts, amount - sum(parts, ZERO)]
