@@ -59,6 +59,7 @@ from .const import (
     EVENT_LOW_BALANCE,
     EVENT_RECONNECTED,
 )
+from .engine.calendars import BillingPeriod
 from .engine.money import ZERO
 from .engine.policy import (
     SupplyPolicy,
@@ -69,11 +70,13 @@ from .engine.policy import (
     threshold,
 )
 from .engine.prepaid import share
+from .engine.tariffs import Tariff
 from .engine.warnings import WarningLevels, days_left, evaluate_warnings, parse_levels
 from .meters.modbus import BusConfig, MeterIOError, ModbusBus
 from .meters.reader import MeterReader, MeterSample, RelayMismatch
-from .store import Store, ledger, policy_state
+from .store import Store, ledger, period_charges, policy_state
 from .store.ledger import BalanceCache, MeterCharge, TopUpResult
+from .store.period_charges import has_period_charges
 from .store.tariffs import TariffVersionChanged, sync_tariffs
 from .tariff_config import SiteTariffs, site_tariffs
 
@@ -331,6 +334,9 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         #: When each meter's last charged reading was taken (a tenant's poll interval starts there).
         self._read_at: dict[str, datetime] = {}
         self.charger = Charger({}, site.billing_day, site.tariffs.timezone)
+        #: Tenants whose tariff has standing charges, and the midnight they were accrued to.
+        self._standing: list[str] = []
+        self._accrued: dict[str, datetime] = {}
         self.data = SiteData(
             meters={m.id: MeterState(offline_after=site.offline_after) for m in site.meters},
             tenants={t.id: TenantState() for t in site.tenants},
@@ -374,6 +380,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             tid = tariffs.tariff_id(tenant.id)
             by_tenant[tenant.id] = stored[tid] if tid is not None else tariffs.tariff(None)
         self.charger = Charger(by_tenant, self.site.billing_day, tariffs.timezone)
+        self._standing = [t for t, tariff in by_tenant.items() if has_period_charges(tariff)]
         names = {m.id: m.name for m in self.site.meters}
         meters = {t.id: [(m, names.get(m, m)) for m in t.meters] for t in self.site.tenants}
         await self.store.run(self.charger.rebuild, self.site_id, meters, dt_util.utcnow())
@@ -457,6 +464,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
 
     async def _charge(self, data: SiteData, now: datetime) -> None:
         """Charge every online meter's counter delta to its tenant's wallet, on its tariff."""
+        await self._accrue_standing(now)
         read: list[tuple[MeterConfig, TenantConfig | None, Decimal, Decimal]] = []
         for meter in self.site.meters:
             state = data.meters[meter.id]
@@ -508,6 +516,25 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             )
             for meter, tenant, value, _used in read
         ]
+
+    async def _accrue_standing(self, now: datetime) -> None:
+        """Once a local day has ended, charge its standing charges (tariffs that have them)."""
+        midnight = dt_util.start_of_local_day(dt_util.as_local(now))
+        due = [t for t in self._standing if self._accrued.get(t) != midnight]
+        if not due:
+            return
+        period = self.charger.period(midnight - timedelta(microseconds=1))
+        items = [(t, self.charger.ratings[t].tariff, period, midnight) for t in due]
+        balances = await self.store.run(self._accrue_and_balance, items)
+        for tenant in due:
+            self._accrued[tenant] = midnight
+        self._set_balances(balances)
+
+    def _accrue_and_balance(
+        self, session: Session, items: list[tuple[str, Tariff, BillingPeriod, datetime]]
+    ) -> dict[str, Decimal]:
+        period_charges.accrue(session, self.site_id, items)
+        return self._balances.refresh(session, self.site_id)
 
     def _counter_fell(self, meter: MeterConfig, previous: Decimal, value: Decimal) -> Decimal:
         """Energy used when a counter reads lower than before: the wrapped delta or nothing.

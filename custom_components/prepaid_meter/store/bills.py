@@ -42,9 +42,18 @@ from ..engine.money import ZERO, round_money
 from ..engine.prepaid import price_grid, tenant_usage
 from ..engine.rating import UsageSeries, rate_period
 from ..engine.tariffs import Tariff, tariff_from_dict
-from .ledger import EXACT_PRECISION, LedgerError, _Accounts, _whole, post_entry, wallet_code
+from .ledger import (
+    EXACT_PRECISION,
+    LedgerError,
+    _Accounts,
+    _whole,
+    closed_tenants,
+    post_entry,
+    wallet_code,
+)
 from .models import Bill as BillRow
 from .models import BillFile, TariffVersion
+from .period_charges import settle_period
 from .tariffs import stored_tariff
 
 #: How far back a bill may be recalculated.
@@ -275,10 +284,17 @@ def gather(
     revision: int,
     issued_at: datetime,
     replaces_total: Decimal | None = None,
+    settle: bool = False,
 ) -> Bill:
-    """Everything a tenant's bill for the period needs, rated and assembled."""
+    """Everything a tenant's bill for the period needs, rated and assembled.
+
+    ``settle``: first charge the wallet the period's standing, demand and
+    minimum charges it was not charged yet (`period_charges.settle_period`).
+    """
     meters, usage = tenant_period_usage(session, spec.site, tenant.meters, period, tariff)
     rated = rate_period(tariff, period, usage)
+    if settle and tenant.id not in closed_tenants(session, spec.site):
+        settle_period(session, spec.site, tenant.id, period, rated.charges)
     data = BillInput(
         site_name=spec.name,
         site_address=spec.address,
@@ -536,7 +552,8 @@ def issue_bills(
         if tenant.tariff not in tariffs:
             tariffs[tenant.tariff] = tariff or site_tariff(session, spec, tenant.tariff)
         bill = gather(session, spec, tenant, period, tariffs[tenant.tariff],
-                      number=bill_number(seq), revision=1, issued_at=issued_at)  # fmt: skip
+                      number=bill_number(seq), revision=1, issued_at=issued_at,
+                      settle=True)  # fmt: skip
         row = _store(session, spec, bill, seq, render, render_format)
         session.flush()
         out.append(_answer(row, full=documents))

@@ -1,0 +1,173 @@
+"""A billing period's charges other than energy: standing, capacity, demand, minimum, their taxes.
+
+Standing (and capacity) charges accrue into the wallet once a local day has
+ended (`accrue`), posted at that midnight; demand and minimum charges are
+known only when the period closes, so issuing the period's bill posts them
+(`settle_period`), at the period's end. Both post what the tariff owes for the
+period so far minus what the wallet was already charged for it (found from
+the ledger, not from memory), so a restart, a repeated run or a bill issued
+before midnight never charges anything twice, and a prepaid bill equals the
+wallet's deductions of its period.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from decimal import Decimal, localcontext
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from ..engine.calendars import BillingPeriod
+from ..engine.rating import RATING_CONTEXT, Charge, accrue_standing, open_period
+from ..engine.tariffs import Tariff
+from .ledger import EXACT_PRECISION, _Accounts, closed_tenants, post_entry
+from .models import Account, JournalEntry, Posting
+
+ZERO = Decimal(0)
+
+#: Entry references of period charges: ``standing:<tenant>:<until>``, ``close:<tenant>:<start>``.
+STANDING = "standing:"
+CLOSE = "close:"
+#: The revenue accounts daily accrual posts to (the rest waits for the period's close).
+ACCRUED = frozenset(
+    {"revenue:standing", "revenue:capacity", "revenue:tax:standing", "revenue:tax:capacity"}
+)
+
+
+def has_period_charges(tariff: Tariff) -> bool:
+    """Whether any version of the tariff has standing or capacity charges (accrued daily)."""
+    return any(v.standing or v.capacity is not None for v in tariff.versions)
+
+
+def owed(charges: Iterable[Charge]) -> dict[str, Decimal]:
+    """The non-energy charges (and taxes on them) by revenue account."""
+    out: dict[str, Decimal] = {}
+    with localcontext(RATING_CONTEXT):
+        for c in charges:
+            if c.kind == "energy" or (c.kind == "tax" and c.taxed_kind == "energy"):
+                continue
+            code = f"revenue:tax:{c.taxed_kind}" if c.kind == "tax" else f"revenue:{c.kind}"
+            out[code] = out.get(code, ZERO) + c.amount
+    return out
+
+
+def posted(session: Session, site: str, tenant: str, period: BillingPeriod) -> dict[str, Decimal]:
+    """What the wallet was charged for the period's non-energy charges, by revenue account."""
+    rows = session.execute(
+        select(Account.code, Posting.amount)
+        .join(Posting, Posting.account_id == Account.id)
+        .join(JournalEntry, JournalEntry.id == Posting.entry_id)
+        .where(
+            JournalEntry.site == site,
+            JournalEntry.tenant == tenant,
+            JournalEntry.kind == "charge",
+            or_(
+                JournalEntry.reference.like(f"{STANDING}{tenant}:%"),
+                JournalEntry.reference.like(f"{CLOSE}{tenant}:%"),
+            ),
+            JournalEntry.created_at > period.start,
+            JournalEntry.created_at <= period.end,
+            Account.kind == "revenue",
+        )
+    )
+    out: dict[str, Decimal] = {}
+    with localcontext(prec=EXACT_PRECISION):
+        for code, amount in rows:
+            out[code] = out.get(code, ZERO) + amount
+    return out
+
+
+def _post_difference(
+    session: Session,
+    site: str,
+    tenant: str,
+    due: Mapping[str, Decimal],
+    done: Mapping[str, Decimal],
+    at: datetime,
+    reference: str,
+    memo: str,
+    codes: frozenset[str] | None = None,
+) -> Decimal:
+    """Post ``due - done`` per revenue account (of ``codes``, default all) against the wallet."""
+    wanted = codes if codes is not None else frozenset({*due, *done})
+    with localcontext(prec=EXACT_PRECISION):
+        legs = {code: due.get(code, ZERO) - done.get(code, ZERO) for code in wanted}
+        legs = {code: amount for code, amount in legs.items() if amount}
+        total = sum(legs.values(), ZERO)
+    if not legs:
+        return ZERO
+    accounts = _Accounts(session, site)
+    post_entry(
+        session,
+        site=site,
+        kind="charge",
+        at=at,
+        legs=[
+            (accounts.wallet(tenant), -total),
+            *((accounts.get(code, "revenue"), amount) for code, amount in sorted(legs.items())),
+        ],
+        tenant=tenant,
+        reference=reference,
+        memo=memo,
+    )
+    return total
+
+
+def accrue(
+    session: Session,
+    site: str,
+    items: Iterable[tuple[str, Tariff, BillingPeriod, datetime]],
+) -> None:
+    """Post each tenant's standing charges of its period up to ``until`` (a local midnight)."""
+    closed = closed_tenants(session, site)
+    for tenant, tariff, period, until in items:
+        if tenant in closed:
+            continue
+        reference = f"{STANDING}{tenant}:{until.isoformat()}"
+        exists = session.scalar(
+            select(JournalEntry.id).where(
+                JournalEntry.site == site, JournalEntry.reference == reference
+            )
+        )
+        if exists is not None:
+            continue
+        rated = accrue_standing(tariff, open_period(tariff, period), until)
+        _post_difference(
+            session,
+            site,
+            tenant,
+            owed(rated.charges),
+            posted(session, site, tenant, period),
+            until,
+            reference,
+            "standing charges",
+            ACCRUED,
+        )
+    session.commit()
+
+
+def settle_period(
+    session: Session,
+    site: str,
+    tenant: str,
+    period: BillingPeriod,
+    charges: Iterable[Charge],
+) -> Decimal:
+    """At a bill's issue: post the period's non-energy charges not yet charged, at its end.
+
+    Not committed here: the bill is stored in the same transaction.
+    """
+    amount = _post_difference(
+        session,
+        site,
+        tenant,
+        owed(charges),
+        posted(session, site, tenant, period),
+        period.end,
+        f"{CLOSE}{tenant}:{period.start.isoformat()}",
+        "period charges (standing, demand, minimum)",
+    )
+    session.flush()
+    return amount
