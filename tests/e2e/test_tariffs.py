@@ -9,7 +9,7 @@ hand between polls, so every kWh and every interval is known.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -229,3 +229,62 @@ async def test_a_stored_version_is_never_edited(
     assert entry.state is ConfigEntryState.LOADED
     tariff = await entry.runtime_data.store.run(stored_tariff, entry.entry_id, "flat2")
     assert [str(v.energy.price) for v in tariff.versions] == ["2.00", "2.50"]  # type: ignore[union-attr]
+
+
+TWO_PART: dict[str, Any] = {
+    "name": "Two-part with standing and minimum",
+    "currency": "CNY",
+    "timezone": "US/Pacific",
+    "versions": [
+        {
+            "effective": "2026-01-01T00:00:00+00:00",
+            "energy": {"kind": "flat", "price": "1.00"},
+            "demand": {"price": "10", "window_minutes": 15},
+            "standing": [{"name": "meter service", "amount": "1.00", "per": "day"}],
+            "minimum": {"amount": "500"},
+            "taxes": [{"name": "VAT", "percent": "10"}],
+        }
+    ],
+}
+
+
+@pytest.mark.freeze_time("2026-03-11T06:59:57+00:00", tick=True)  # 23:59:57 in US/Pacific
+async def test_standing_demand_and_minimum_reach_the_wallet(
+    hass: HomeAssistant, simulator: MeterSimulator, db_url: str
+) -> None:
+    assert hass.config.time_zone == "US/Pacific"
+    midnight = dt_util.start_of_local_day(dt_util.as_local(dt_util.utcnow())) + timedelta(days=1)
+    entry = site_entry(
+        simulator, db_url, cut_off=False, options={"tariffs": {"2p": TWO_PART}, "tariff": "2p"}
+    )
+    await setup(hass, entry)
+    # The first poll charged the standing charges of March 1-9 (9 x 1.00 + 10 % VAT).
+    assert await balance(entry, "t1") == Decimal("-9.90")
+
+    await charge(entry, simulator, {1: "2"})
+    assert await balance(entry, "t1") == Decimal("-9.90") - Decimal("2.20")
+
+    # Past midnight: March 10's standing charge, and 1 kWh more.
+    await after(midnight)
+    await charge(entry, simulator, {1: "1"})
+    assert await balance(entry, "t1") == Decimal("-12.10") - Decimal("1.10") - Decimal("1.10")
+
+    # A restart and a poll in the same day charge nothing again.
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    await entry.runtime_data.coordinator.async_refresh()
+    assert await balance(entry, "t1") == Decimal("-14.30")
+
+    # The bill: 3 kWh, 10 days and a bit of standing, 8 kW of demand (2 kWh in the
+    # 15 minutes to midnight): 93.00 and a little, raised to the minimum (500.00 a
+    # month, pro-rated for the days billed); VAT on all.
+    response = await call(hass, "generate_bill", tenant="t1", start=period_start(hass))
+    [bill] = response["bills"]
+    doc = bill["document"]
+    days = Decimal(doc["period"]["days"])
+    assert 10 < days < Decimal("10.01")
+    assert Decimal(bill["total"]) == (Decimal("550") * days / 31).quantize(CENT)
+    assert doc["matches_deducted"] is True
+    assert -Decimal(bill["total"]) == (await balance(entry, "t1")).quantize(CENT)
+    sections = {ln["section"] for ln in doc["lines"]}
+    assert sections >= {"energy", "standing", "demand", "minimum", "tax"}
