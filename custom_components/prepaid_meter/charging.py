@@ -47,7 +47,7 @@ class TenantRating:
 
 
 class Charger:
-    """Rates tenants' polls on their tariffs; owned by the coordinator, used under its lock."""
+    """Rates tenants' polls on their tariffs (under the coordinator's lock, on the store thread)."""
 
     def __init__(self, tariffs: Mapping[str, Tariff], billing_day: int, timezone: str) -> None:
         self.billing_day = billing_day
@@ -55,6 +55,15 @@ class Charger:
         self.ratings = {
             tenant: TenantRating(tariff, price_grid(tariff)) for tenant, tariff in tariffs.items()
         }
+
+    def snapshot(self) -> dict[str, RatingState | None]:
+        """Every tenant's rating state (immutable values), to go back to if a write fails."""
+        return {tenant: rating.state for tenant, rating in self.ratings.items()}
+
+    def restore(self, saved: Mapping[str, RatingState | None]) -> None:
+        """Go back to a `snapshot`."""
+        for tenant, state in saved.items():
+            self.ratings[tenant].state = state
 
     def period(self, at: datetime) -> BillingPeriod:
         """The billing cycle containing ``at``."""
@@ -89,11 +98,11 @@ class Charger:
         if rating is None:
             return ZERO
         try:
-            period = self.period(now)
             state = rating.state
-            if state is None or state.period.start != period.start:
-                state = open_period(rating.tariff, period, state)
+            if state is None or not state.period.start <= now < state.period.end:
+                state = open_period(rating.tariff, self.period(now), state)
             rating.state = state
+            period = state.period
             interval = poll_interval(last_reading, now, period, energy)
             if interval is None:
                 return ZERO

@@ -483,8 +483,9 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             read.append((meter, tenant, value, used))
         if not read:
             return
-        charges = self._rate(read, now)
-        balances = await self.store.run(self._charge_and_balance, charges)
+        # Rated on the store's thread, with the write: a big site's rating
+        # stays off the event loop.
+        charges, balances = await self.store.run(self._rate_charge_and_balance, read, now)
         for charge in charges:
             self._cursors[charge.meter] = charge.value
             self._read_at[charge.meter] = charge.taken_at
@@ -555,6 +556,21 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         )
         self._alarm(meter, "counter_reset", previous=str(previous), value=str(value))
         return ZERO
+
+    def _rate_charge_and_balance(
+        self,
+        session: Session,
+        read: list[tuple[MeterConfig, TenantConfig | None, Decimal, Decimal]],
+        now: datetime,
+    ) -> tuple[list[MeterCharge], dict[str, Decimal]]:
+        """Rate and charge a poll; a failed write leaves the rating where it was."""
+        saved = self.charger.snapshot()
+        charges = self._rate(read, now)
+        try:
+            return charges, self._charge_and_balance(session, charges)
+        except BaseException:
+            self.charger.restore(saved)
+            raise
 
     def _charge_and_balance(
         self, session: Session, charges: list[MeterCharge]
