@@ -31,7 +31,9 @@ POLL = timedelta(seconds=30)
 POLLS = 240  # two hours
 #: 06:00 to 08:00 local in Shanghai: the valley to flat switch at 07:00 (and the peak at 08:00).
 START = datetime(2024, 7, 10, 22, 0, tzinfo=UTC)
-TARGET_MS = 10.0
+#: A top-up waits for the charging lock while a poll is rated: keep it a small part of
+#: the 250 ms reconnect budget (bench/reconnect.py).
+TARGET_MS = 50.0
 
 
 def _polls(tariff: Tariff) -> list[float]:
