@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
+from .const import CONF_TENANTS
 from .engine.billing import flat_tariff
 from .engine.tariffs import Tariff, TariffError, tariff_from_dict, tariff_to_dict
 
@@ -93,7 +94,7 @@ def site_tariffs(
     if default is not None and default not in tariffs:
         raise TariffConfigError("unknown_tariff", str(default), "no such tariff")
     tenants: dict[str, str | None] = {}
-    for spec in options.get("tenants", []):
+    for spec in options.get(CONF_TENANTS, []):
         chosen = spec.get(CONF_TARIFF)
         if chosen is None:
             continue
