@@ -30,7 +30,7 @@ from .engine.rating import (
     rate_interval,
 )
 from .engine.tariffs import Tariff, TariffError
-from .store.bills import tenant_period_usage
+from .store.bills import tenant_period_usage, tier_use_before
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -79,15 +79,19 @@ class Charger:
         """Rate the current period's stored readings again: the state as the polls left it."""
         period = self.period(now)
         for tenant, rating in self.ratings.items():
-            state = open_period(rating.tariff, period)
-            _, usage = tenant_period_usage(
-                session, site, meters.get(tenant, ()), period, rating.tariff
-            )
-            if usage:
-                try:
+            tenant_meters = meters.get(tenant, ())
+            try:
+                year_use = tier_use_before(
+                    session, site, tenant_meters, rating.tariff, period.start
+                )
+                state = open_period(rating.tariff, period, tier_use=year_use)
+                _, usage = tenant_period_usage(session, site, tenant_meters, period, rating.tariff)
+                if usage:
                     state = rate_batch(rating.tariff, state, usage).state
-                except (RatingError, TariffError) as err:
-                    _LOGGER.error("Tenant %s: period so far cannot be rated: %s", tenant, err)
+            except (RatingError, TariffError) as err:
+                # Polls then start a fresh period state (and log why they cannot rate).
+                _LOGGER.error("Tenant %s: period so far cannot be rated: %s", tenant, err)
+                continue
             rating.state = state
 
     def charge(

@@ -292,7 +292,8 @@ def gather(
     minimum charges it was not charged yet (`period_charges.settle_period`).
     """
     meters, usage = tenant_period_usage(session, spec.site, tenant.meters, period, tariff)
-    rated = rate_period(tariff, period, usage)
+    year_use = tier_use_before(session, spec.site, tenant.meters, tariff, period.start)
+    rated = rate_period(tariff, period, usage, tier_use=year_use)
     if settle and tenant.id not in closed_tenants(session, spec.site):
         settle_period(session, spec.site, tenant.id, period, rated.charges)
     data = BillInput(
@@ -343,6 +344,41 @@ def tenant_period_usage(
         if usage is not None:
             usages.append(usage)
     return readings, tenant_usage(usages, price_grid(tariff))
+
+
+_FIRST_READING = (
+    "SELECT taken_at, value FROM pm_reading WHERE site = ? AND meter = ?"
+    " AND taken_at > ? AND taken_at <= ? ORDER BY taken_at LIMIT 1"
+)
+
+
+def tier_use_before(
+    session: Session,
+    site: str,
+    meters: Sequence[tuple[str, str]],
+    tariff: Tariff,
+    at: datetime,
+) -> Decimal | None:
+    """Use counted towards yearly tiers before ``at`` (a period's start); None unless yearly.
+
+    The counters' advance from the local year's start (or a meter's first
+    reading in the year) to the last reading at or before ``at``: the energy
+    earlier periods of the year charged, as prepaid charging carries it on.
+    """
+    tiers = tariff.version_at(at).tiers
+    if tiers is None or tiers.basis != "year":
+        return None
+    year_start = local_midnight(date(at.astimezone(tariff.zone).year, 1, 1), tariff.zone)
+    used = ZERO
+    for meter, _name in meters:
+        end = _reading_at(session, site, meter, at)
+        begin = _reading_at(session, site, meter, year_start)
+        if begin is None:
+            first = _raw(session, _FIRST_READING, site, meter, year_start, at)
+            begin = Decimal(first[0][1]) if first else None
+        if end is not None and begin is not None:
+            used += max(end - begin, ZERO)
+    return used
 
 
 @functools.lru_cache(maxsize=8)
