@@ -4,7 +4,10 @@ Runs on the store's thread. A period ``(start, end]`` on the ledger's clock:
 a charge posted at a poll covers the energy used since the poll before, so
 the charges of a period are those posted after its start up to its end, and
 the meter readings that bound it are the last ones at or before each end.
-So a prepaid bill rates exactly the counter deltas that were deducted.
+So a prepaid bill rates exactly the counter deltas that were deducted, cut
+into the same intervals as the polls charged them (`engine.prepaid`), and
+issuing it first charges the wallet the period's standing, demand and minimum
+charges not charged yet (`period_charges`).
 
 Issued bills are never changed (the table is append-only in the database):
 a recalculation issues a new revision and posts a correcting entry.
@@ -53,7 +56,7 @@ from .ledger import (
 )
 from .models import Bill as BillRow
 from .models import BillFile, TariffVersion
-from .period_charges import settle_period
+from .period_charges import owed, settle_period
 from .tariffs import stored_tariff
 
 #: How far back a bill may be recalculated.
@@ -294,7 +297,7 @@ def gather(
     meters, usage = tenant_period_usage(session, spec.site, tenant.meters, period, tariff)
     year_use = tier_use_before(session, spec.site, tenant.meters, tariff, period.start)
     rated = rate_period(tariff, period, usage, tier_use=year_use)
-    if settle and tenant.id not in closed_tenants(session, spec.site):
+    if settle and owed(rated.charges) and tenant.id not in closed_tenants(session, spec.site):
         settle_period(session, spec.site, tenant.id, period, rated.charges)
     data = BillInput(
         site_name=spec.name,

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal, localcontext
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..engine.calendars import BillingPeriod
@@ -55,22 +55,30 @@ def owed(charges: Iterable[Charge]) -> dict[str, Decimal]:
 
 def posted(session: Session, site: str, tenant: str, period: BillingPeriod) -> dict[str, Decimal]:
     """What the wallet was charged for the period's non-energy charges, by revenue account."""
+    # Only the reference range in SQL: other conditions would tempt the
+    # planner to walk the site's whole month of entries by time or tenant.
+    ids: list[int] = []
+    for prefix in (f"{STANDING}{tenant}:", f"{CLOSE}{tenant}:"):
+        rows = session.execute(
+            select(
+                JournalEntry.id, JournalEntry.tenant, JournalEntry.kind, JournalEntry.created_at
+            ).where(
+                JournalEntry.site == site,
+                JournalEntry.reference >= prefix,
+                JournalEntry.reference < prefix[:-1] + ";",  # the character after ":"
+            )
+        )
+        ids.extend(
+            entry
+            for entry, who, kind, at in rows
+            if who == tenant and kind == "charge" and period.start < at <= period.end
+        )
+    if not ids:
+        return {}
     rows = session.execute(
         select(Account.code, Posting.amount)
         .join(Posting, Posting.account_id == Account.id)
-        .join(JournalEntry, JournalEntry.id == Posting.entry_id)
-        .where(
-            JournalEntry.site == site,
-            JournalEntry.tenant == tenant,
-            JournalEntry.kind == "charge",
-            or_(
-                JournalEntry.reference.like(f"{STANDING}{tenant}:%"),
-                JournalEntry.reference.like(f"{CLOSE}{tenant}:%"),
-            ),
-            JournalEntry.created_at > period.start,
-            JournalEntry.created_at <= period.end,
-            Account.kind == "revenue",
-        )
+        .where(Posting.entry_id.in_(ids), Account.kind == "revenue")
     )
     out: dict[str, Decimal] = {}
     with localcontext(prec=EXACT_PRECISION):
@@ -159,11 +167,14 @@ def settle_period(
 
     Not committed here: the bill is stored in the same transaction.
     """
+    due = owed(charges)
+    if not due:  # energy (and its taxes) only: the polls charged all of it
+        return ZERO
     amount = _post_difference(
         session,
         site,
         tenant,
-        owed(charges),
+        due,
         posted(session, site, tenant, period),
         period.end,
         f"{CLOSE}{tenant}:{period.start.isoformat()}",
