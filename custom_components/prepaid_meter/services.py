@@ -613,16 +613,14 @@ def tenant_spec(entry: PrepaidConfigEntry, tenant: TenantConfig) -> bills.Tenant
         (t for t in entry.options.get(CONF_TENANTS, []) if t.get("id") == tenant.id), {}
     )
     mode = str(options.get(CONF_BILLING_MODE, "prepaid"))
-    # The tariff that charged the tenant; the site's flat price (or, on a site
-    # without configured tariffs, the first tariff stored) otherwise.
-    tariffs = site.tariffs
-    tariff = tariffs.tariff_id(tenant.id)
+    # The tariff that charged the tenant (see ``tariff_config``), else the flat price.
+    tariff = site.tariffs.tariff_id(tenant.id)
     return bills.TenantSpec(
         id=tenant.id,
         name=tenant.name,
         meters=[(m, names.get(m, m)) for m in tenant.meters],
         mode=mode if mode in BILLING_MODES else "prepaid",
-        tariff=tariff if tariff is not None else (bills.FLAT if tariffs.tariffs else None),
+        tariff=tariff if tariff is not None else bills.FLAT,
     )
 
 
