@@ -668,12 +668,17 @@ def _bill_answer(entry: PrepaidConfigEntry, issued: bills.IssuedBill) -> dict[st
 
 
 def _fire_issued(hass: HomeAssistant, entry: PrepaidConfigEntry, issued: bills.IssuedBill) -> None:
+    # The tenant device's registry id: the bill-delivery blueprint filters on it.
+    device = dr.async_get(hass).async_get_device(
+        identifiers={(DOMAIN, f"{entry.entry_id}_tenant_{issued.tenant}")}
+    )
     hass.bus.async_fire(
         EVENT_BILL_ISSUED,
         {
             "entry_id": entry.entry_id,
             "tenant": issued.tenant,
             "tenant_name": issued.tenant_name,
+            "device_id": device.id if device else None,
             "bill_number": issued.number,
             "bill_id": issued.id,
             "revision": issued.revision,
