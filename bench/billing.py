@@ -147,18 +147,19 @@ async def _run(path: Path, period: Any) -> tuple[float, float, list[bills.Issued
     started = time.perf_counter()
     tariff = await store.run(bills.site_tariff, spec)
     issued: list[bills.IssuedBill] = []
-    for i in range(0, TENANTS, BILL_CHUNK):
-        chunk = tenants[i : i + BILL_CHUNK]
-        issued += await store.run(
-            bills.issue_bills,
-            spec=spec,
-            tenants=chunk,
-            periods=[period] * len(chunk),
-            issued_at=period.end + timedelta(hours=1),
-            render=render_html,
-            tariff=tariff,
-            documents=False,
-        )
+    with bills.collector_frozen():
+        for i in range(0, TENANTS, BILL_CHUNK):
+            chunk = tenants[i : i + BILL_CHUNK]
+            issued += await store.run(
+                bills.issue_bills,
+                spec=spec,
+                tenants=chunk,
+                periods=[period] * len(chunk),
+                issued_at=period.end + timedelta(hours=1),
+                render=render_html,
+                tariff=tariff,
+                documents=False,
+            )
     elapsed = time.perf_counter() - started
     stop.set()
     await probe

@@ -705,33 +705,35 @@ async def async_issue_bills(
     store = entry.runtime_data.store
     tariff = await store.run(bills.site_tariff, spec)
     issued: list[bills.IssuedBill] = []
-    for i in range(0, len(tenants), BILL_CHUNK):
-        chunk = tenants[i : i + BILL_CHUNK]
-        try:
-            done = await store.run(
-                bills.issue_bills,
-                spec=spec,
-                tenants=chunk,
-                periods=[period] * len(chunk),
-                issued_at=dt_util.utcnow(),
-                render=render,
-                render_format=f"html:{lang}",
-                tariff=tariff,
-                # A run for every tenant answers with numbers, totals and links;
-                # the documents themselves are served at their URLs.
-                documents=len(tenants) <= BILL_CHUNK,
-            )
-        except (LedgerError, RatingError, TariffError, CalendarError) as err:
-            raise _error(getattr(err, "key", "bill_failed")) from err
-        for bill in done:
-            if not bill.duplicate:
-                _fire_issued(hass, entry, bill)
-        issued.extend(done)
-        if len(tenants) > BILL_CHUNK:
-            hass.bus.async_fire(
-                EVENT_BILL_PROGRESS,
-                {"entry_id": entry.entry_id, "done": len(issued), "total": len(tenants)},
-            )
+    # Full garbage collections during the run only walk the run's own objects.
+    with bills.collector_frozen():
+        for i in range(0, len(tenants), BILL_CHUNK):
+            chunk = tenants[i : i + BILL_CHUNK]
+            try:
+                done = await store.run(
+                    bills.issue_bills,
+                    spec=spec,
+                    tenants=chunk,
+                    periods=[period] * len(chunk),
+                    issued_at=dt_util.utcnow(),
+                    render=render,
+                    render_format=f"html:{lang}",
+                    tariff=tariff,
+                    # A run for every tenant answers with numbers, totals and links;
+                    # the documents themselves are served at their URLs.
+                    documents=len(tenants) <= BILL_CHUNK,
+                )
+            except (LedgerError, RatingError, TariffError, CalendarError) as err:
+                raise _error(getattr(err, "key", "bill_failed")) from err
+            for bill in done:
+                if not bill.duplicate:
+                    _fire_issued(hass, entry, bill)
+            issued.extend(done)
+            if len(tenants) > BILL_CHUNK:
+                hass.bus.async_fire(
+                    EVENT_BILL_PROGRESS,
+                    {"entry_id": entry.entry_id, "done": len(issued), "total": len(tenants)},
+                )
     return issued
 
 

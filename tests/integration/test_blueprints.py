@@ -10,8 +10,8 @@ The notify action is the observation point (a mock service).
 from __future__ import annotations
 
 import shutil
-from datetime import timedelta
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,12 @@ CASES: list[tuple[str, Scenario, str, list[str]]] = [
     ("low_balance_warning", low_balance, "Low balance", ["Shop 01: balance 9", "Please top up"]),
     ("cut_off_notice", cut_off, "Supply cut off", ["Shop 01: the supply was cut off"]),
     ("reconnect_notice", reconnect, "Supply reconnected", ["Shop 01: the supply is back on"]),
-    ("bill_delivery", bill, "New bill", ["Shop 01: bill 00000", " CNY", "/api/prepaid_meter/bill/"]),
+    (
+        "bill_delivery",
+        bill,
+        "New bill",
+        ["Shop 01: bill 00000", " CNY", "/api/prepaid_meter/bill/"],
+    ),
     ("offline_meter_alert", offline, "Meter offline", ["Meter Shop 01 stopped answering"]),
     ("evasion_alert", evasion, "Meter tamper alarm", ["Shop 01: counter_reset (counter"]),
 ]

@@ -12,14 +12,16 @@ a recalculation issues a new revision and posts a correcting entry.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, localcontext
-from itertools import pairwise
+from itertools import pairwise, repeat
 from typing import Any
 
 from sqlalchemy import func, select
@@ -370,26 +372,47 @@ def _sqlite_series(
     n = times.count("|") + 2
     if not minutes or rest or _grid_text(period.start, step, n) != f"{start_text}|{times}":
         return None
-    # Decimals are tracked by the garbage collector (Python 3.13): a month of
-    # them kept alive per meter fills the old generation and sets off full
-    # collections that hold the interpreter lock. The counter values are only
-    # walked here, and the few distinct interval energies are shared objects.
-    first_value = previous = Decimal(start_value)
+    reading = MeterReadings(meter=meter, name=name, start=Decimal(start_value),
+                            start_at=period.start, end=Decimal(values.rsplit("|", 1)[-1]),
+                            end_at=period.start + (n - 1) * step)  # fmt: skip
+    text = f"{start_value}|{values}"
+    places = _same_places(text, n)
+    if places is not None:
+        # Decimals are tracked by the garbage collector (Python 3.13): a month
+        # of them per meter would fill the old generation and set off full
+        # collections. Integers of the readings' last decimal place are not.
+        try:
+            counts = list(map(int, text.replace(".", "").split("|")))
+        except ValueError:  # an exponent ("1E+3"): read them as Decimals
+            pass
+        else:
+            deltas = [b - a if b > a else 0 for a, b in pairwise(counts)]
+            return reading, UsageSeries(period.start, minutes, deltas, -places)
+    previous = Decimal(start_value)
     energy: list[Decimal] = []
     for text_value in values.split("|"):
         value = Decimal(text_value)
-        delta = value - previous
-        energy.append(_ENERGIES.setdefault(delta, delta) if delta > 0 else ZERO)
+        energy.append(value - previous if value > previous else ZERO)
         previous = value
-    if len(_ENERGIES) > 50_000:
-        _ENERGIES.clear()
-    reading = MeterReadings(meter=meter, name=name, start=first_value, start_at=period.start,
-                            end=previous, end_at=period.start + (n - 1) * step)  # fmt: skip
     return reading, UsageSeries(period.start, minutes, energy)
 
 
-#: Interval energies seen, shared between meters (see `_sqlite_series`).
-_ENERGIES: dict[Decimal, Decimal] = {}
+def _same_places(text: str, n: int) -> int | None:
+    """The decimals every one of the ``n`` values in ``text`` (``|``-joined) has, if all the same.
+
+    Stored values are ``str(Decimal)``: at most one point each. Checked
+    without a Python loop: split at the points, each piece but the first
+    holds one value's decimals up to the next ``|``.
+    """
+    pieces = text.split(".")
+    if len(pieces) == 1:
+        return 0
+    if len(pieces) != n + 1:
+        return None
+    places = len(pieces[-1])
+    if set(map(str.find, pieces[1:-1], repeat("|"))) - {places}:
+        return None
+    return places
 
 
 @functools.lru_cache(maxsize=8)
@@ -408,8 +431,13 @@ def _combine(usages: list[UsageSeries | list[IntervalUse]]) -> UsageSeries | lis
         len(series) == len(usages)
         and len({(u.start, u.minutes, len(u.energy)) for u in series}) == 1
     ):
-        columns = zip(*(u.energy for u in series), strict=True)
-        return UsageSeries(series[0].start, series[0].minutes, [sum(c, ZERO) for c in columns])
+        first = series[0]
+        exponents = {u.exponent for u in series}
+        if len(exponents) == 1 and first.exponent is not None:  # integers of one unit
+            columns = zip(*(u.energy for u in series), strict=True)
+            return UsageSeries(first.start, first.minutes, list(map(sum, columns)), first.exponent)
+        columns = zip(*(u.decimals() for u in series), strict=True)
+        return UsageSeries(first.start, first.minutes, [sum(c, ZERO) for c in columns])
     intervals = sorted(
         (iv for u in usages for iv in (u.intervals() if isinstance(u, UsageSeries) else u)),
         key=lambda iv: iv.start,
@@ -432,6 +460,34 @@ def _merge(intervals: list[IntervalUse]) -> list[IntervalUse]:
 
 
 # --- issuing -------------------------------------------------------------------------
+
+_runs = 0
+
+
+@contextlib.contextmanager
+def collector_frozen() -> Iterator[None]:
+    """During a bill run, full garbage collections look only at objects made since it began.
+
+    A full collection walks every tracked object of the process - all of
+    Home Assistant - holding the interpreter lock, so the event loop stalls
+    for as long as it takes (hundreds of ms on a small hub). A long run
+    allocates enough to set off several. ``gc.freeze`` moves what exists into
+    the permanent generation (a list splice, no walk), so those collections
+    only see the run's own objects; ``gc.unfreeze`` at the end hands
+    everything back to the oldest generation, so nothing is kept from
+    collection for longer than the run. Runs may overlap (two sites): the
+    last one to finish unfreezes. Call it on the event loop's thread.
+    """
+    global _runs
+    if _runs == 0:
+        gc.freeze()
+    _runs += 1
+    try:
+        yield
+    finally:
+        _runs -= 1
+        if _runs == 0:
+            gc.unfreeze()
 
 
 def _next_seq(session: Session, site: str) -> int:
