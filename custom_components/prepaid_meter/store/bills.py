@@ -481,7 +481,7 @@ def collector_frozen() -> Iterator[None]:
     Assistant's test harness does) is left as it is. Call it on the event
     loop's thread.
     """
-    global _runs  # noqa: PLW0603 - one process-wide collector, one count
+    global _runs  # one process-wide collector, one count
     if _runs == 0 and gc.get_freeze_count():
         yield  # frozen by someone else: theirs to unfreeze
         return
@@ -494,6 +494,73 @@ def collector_frozen() -> Iterator[None]:
         _runs -= 1
         if _runs == 0:
             gc.unfreeze()
+
+
+def _next_seq(session: Session, site: str) -> int:
+    last = session.scalar(select(func.max(BillRow.seq)).where(BillRow.site == site))
+    return (last or 0) + 1
+
+
+def bill_number(seq: int) -> str:
+    """The printed number of the site's ``seq``-th bill."""
+    return f"{seq:06d}"
+
+
+def _answer(row: BillRow, *, full: bool = True, **extra: Any) -> IssuedBill:
+    document = json.loads(row.document)
+    return IssuedBill(
+        id=row.id,
+        number=row.number or "",
+        revision=row.revision,
+        tenant=row.tenant,
+        period_start=row.period_start,
+        period_end=row.period_end,
+        total=row.total,
+        currency=row.currency,
+        content_hash=row.content_hash or "",
+        tenant_name=document["tenant"]["name"],
+        document=document if full else None,
+        **extra,
+    )
+
+
+def _store(
+    session: Session,
+    spec: SiteSpec,
+    bill: Bill,
+    seq: int,
+    render: Renderer | None,
+    render_format: str = "html:en",
+) -> BillRow:
+    document = bill.to_dict()
+    digest = content_hash(document)
+    document_text = json.dumps(document, sort_keys=True, ensure_ascii=False)
+    source = bill.source
+    row = BillRow(
+        site=spec.site,
+        tenant=source.tenant,
+        period_start=source.period.start,
+        period_end=source.period.end,
+        revision=source.revision,
+        issued_at=source.issued_at,
+        currency=source.currency,
+        total=bill.total,
+        document=document_text,
+        seq=seq,
+        number=source.number,
+        content_hash=digest,
+        mode=source.mode,
+    )
+    session.add(row)
+    if render is not None:
+        session.flush()
+        html = render(document).encode()
+        session.add(BillFile(bill_id=row.id, format=render_format, content=html, sha256=_sha(html)))
+    return row
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 @_whole
