@@ -44,7 +44,7 @@ from .const import (
 )
 from .coordinator import PrepaidConfigEntry, TenantConfig
 from .documents import language, render_html, user_template
-from .engine.billing import BILLING_MODES
+from .engine.billing import BILLING_MODES, Fee
 from .engine.calendars import BillingPeriod, CalendarError, billing_period
 from .engine.money import MoneyError, minor_unit, parse_amount
 from .engine.rating import RatingError
@@ -618,7 +618,27 @@ def tenant_spec(entry: PrepaidConfigEntry, tenant: TenantConfig) -> bills.Tenant
         name=tenant.name,
         meters=[(m, names.get(m, m)) for m in tenant.meters],
         mode=mode if mode in BILLING_MODES else "prepaid",
+        fees=tenant_fees(options),
     )
+
+
+def tenant_fees(options: dict[str, Any]) -> list[Fee]:
+    """The tenant's fixed fees (option ``fees``: name, amount, per month) as bill lines.
+
+    A fee is charged once per bill. An entry that cannot be read is refused
+    with a translated error, so no bill goes out without a fee it should have.
+    """
+    fees: list[Fee] = []
+    for item in options.get("fees") or []:
+        try:
+            amount = Decimal(str(item["amount"]))
+            name = str(item["name"]).strip()
+        except (KeyError, TypeError, InvalidOperation) as err:
+            raise _error("invalid_fee", fee=str(item)) from err
+        if not name or not amount.is_finite() or item.get("per", "month") != "month":
+            raise _error("invalid_fee", fee=str(item))
+        fees.append(Fee(name=name, amount=amount))
+    return fees
 
 
 def _bill_period(

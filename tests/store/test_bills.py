@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from custom_components.prepaid_meter.engine.billing import content_hash
 from custom_components.prepaid_meter.engine.calendars import billing_period
-from custom_components.prepaid_meter.store import bills, ledger
+from custom_components.prepaid_meter.store import bills, ledger, sharing
 from custom_components.prepaid_meter.store.ledger import LedgerError, MeterCharge
 from custom_components.prepaid_meter.store.models import Bill, JournalEntry
 
@@ -171,3 +171,40 @@ def test_collector_frozen_for_a_run_and_handed_back_after_the_last() -> None:
         assert gc.get_freeze_count() == 0
     finally:
         gc.freeze()
+
+
+def test_shares_posted_in_the_period_are_lines_and_deducted(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions() as session:
+        energy = charge_month(session)
+        day = MAY.start + timedelta(days=3)
+        explained = "Common area 'lobby' (12 kWh, 9.60 CNY) shared equally: 2 tenants → 50% = 4.80"
+        shares = [
+            sharing.SharePosting(tenant="t1", kind="shared", amount=D("4.80"),
+                                 reference=f"share:lobby:{day.isoformat()}:t1", at=day,
+                                 memo=explained),
+            *(
+                sharing.SharePosting(tenant="t1", kind="loss", amount=D("0.33"),
+                                     reference=f"share:loss:{day.isoformat()}+{k}:t1",
+                                     at=day + timedelta(days=k), memo=f"loss day {k}")
+                for k in range(3)
+            ),
+            # After the period: on the next bill, not this one.
+            sharing.SharePosting(tenant="t1", kind="loss", amount=D("7.00"),
+                                 reference="share:loss:june:t1", at=MAY.end + timedelta(hours=1)),
+        ]  # fmt: skip
+        sharing.post_shares(session, site=SITE, shares=shares)
+        [issued] = bills.issue_bills(session, spec=spec(), tenants=[TENANT], periods=[MAY],
+                                     issued_at=MAY.end + timedelta(hours=2))  # fmt: skip
+        doc = issued.document
+        lines = {ln["section"]: ln for ln in doc["lines"] if ln["section"] in ("shared", "loss")}
+        assert lines["shared"]["label"] == explained
+        assert D(lines["shared"]["amount"]) == D("4.80")
+        assert lines["loss"]["label"] == "line loss 'loss': 3 shares"
+        assert D(lines["loss"]["amount"]) == D("0.99")
+        expected = energy.quantize(D("0.01"), rounding="ROUND_HALF_UP") + D("5.79")
+        assert issued.total == expected
+        assert sum(D(ln["amount"]) for ln in doc["lines"]) == issued.total
+        assert doc["matches_deducted"] is True
+        assert_sound(session)

@@ -152,6 +152,19 @@ _WALLET = (
     " WHERE a.site = ? AND a.code = ? AND e.created_at <= ?"
     " GROUP BY 1, 2"
 )
+#: Wallet movements that pay for supply: energy charges and the shares of
+#: common-area cost and line loss posted by the sharing run. A prepaid bill's
+#: total equals their sum, so shares are lines of the bill too.
+_DEDUCTED_KINDS = ("charge", "shared", "loss")
+# The shares posted to a tenant's wallet in the period, each with its memo
+# (how it was found, written by the sharing run).
+_SHARES = (
+    "SELECT e.kind, e.reference, e.memo, p.amount"
+    " FROM pm_posting p JOIN pm_entry e ON e.id = p.entry_id"
+    " JOIN pm_account a ON a.id = p.account_id"
+    " WHERE a.site = ? AND a.code = ? AND e.created_at > ? AND e.created_at <= ?"
+    " AND e.kind IN ('shared', 'loss') ORDER BY e.created_at, e.id"
+)
 #: How SQLAlchemy's SQLite dialect stores a DateTime (compared as text there).
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -236,7 +249,7 @@ def wallet_movements(
                 opening += amount
             elif kind == "top_up":
                 top_ups += amount
-            elif kind == "charge":
+            elif kind in _DEDUCTED_KINDS:
                 deducted -= amount
             elif kind == "refund":
                 refunds -= amount
@@ -251,6 +264,33 @@ def wallet_movements(
         adjustments=adjustments,
         closing=closing,
     )
+
+
+def share_fees(
+    session: Session, site: str, tenant: str, start: datetime, end: datetime
+) -> list[Fee]:
+    """Common-area and line-loss shares posted in ``(start, end]`` as bill lines.
+
+    One line per pool (the sharing rule, from the share's reference
+    ``share:{rule}:{window}:{tenant}``). A pool shared once in the period is
+    labelled with how the share was found (the explanation the sharing run
+    posted with it); a pool shared daily says how many shares it adds up.
+    """
+    pools: dict[tuple[str, str], list[Any]] = {}
+    with localcontext(prec=EXACT_PRECISION):
+        rows = _raw(session, _SHARES, site, wallet_code(tenant), start, end)
+        for kind, reference, memo, amount in rows:
+            parts = str(reference or "").split(":")
+            rule = parts[1] if len(parts) >= 4 and parts[0] == "share" else ""
+            pool = pools.setdefault((kind, rule), [ZERO, 0, memo])
+            pool[0] -= Decimal(amount)
+            pool[1] += 1
+    fees: list[Fee] = []
+    for (kind, rule), (amount, count, memo) in pools.items():
+        name = ("common area" if kind == "shared" else "line loss") + (f" '{rule}'" if rule else "")
+        label = memo if count == 1 and memo else f"{name}: {count} shares"
+        fees.append(Fee(name=label, amount=amount, section=kind))
+    return fees
 
 
 def gather(
@@ -291,7 +331,10 @@ def gather(
         unit=tariff.unit,
         meters=meters,
         charges=rated.charges,
-        fees=tenant.fees,
+        fees=[
+            *share_fees(session, spec.site, tenant.id, period.start, period.end),
+            *tenant.fees,
+        ],
         wallet=wallet_movements(session, spec.site, tenant.id, period.start, period.end),
         history=_history(
             session, spec.site, [m for m, _ in tenant.meters], period.end, spec.timezone
