@@ -123,7 +123,7 @@ async def test_tenant_fees_are_lines_and_a_bad_fee_is_refused(
     response = await call(hass, "generate_bill", tenant="t1", start=start)
     [bill] = response["bills"]
     lines = bill["document"]["lines"]
-    assert [ln for ln in lines if ln["section"] == "fees"][0]["label"] == "Rent"
+    assert next(ln for ln in lines if ln["section"] == "fees")["label"] == "Rent"
     assert sum(Decimal(ln["amount"]) for ln in lines) == Decimal(bill["total"])
     assert Decimal(bill["total"]) >= Decimal(1200)
 
