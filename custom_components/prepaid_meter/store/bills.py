@@ -144,27 +144,22 @@ _READINGS_SQLITE = (
     " AND taken_at > ? AND taken_at <= ? ORDER BY taken_at)"
 )
 # Wallet movements by kind, before or after the start: exact sums in SQL on
-# PostgreSQL (NUMERIC), the exact texts joined on SQLite and summed here.
+# PostgreSQL (NUMERIC), the exact texts joined on SQLite and summed here. In
+# the same pass, each share posted in the period is a row of its own, with its
+# reference and memo (how it was found, written by the sharing run).
 _WALLET = (
-    "SELECT e.kind, CASE WHEN e.created_at <= ? THEN 1 ELSE 0 END, {agg}"
+    "SELECT e.kind, CASE WHEN e.created_at <= ? THEN 1 ELSE 0 END, {agg},"
+    " CASE WHEN e.kind IN ('shared', 'loss') AND e.created_at > ? THEN e.id END,"
+    " max(e.reference), max(e.memo)"
     " FROM pm_posting p JOIN pm_entry e ON e.id = p.entry_id"
     " JOIN pm_account a ON a.id = p.account_id"
     " WHERE a.site = ? AND a.code = ? AND e.created_at <= ?"
-    " GROUP BY 1, 2"
+    " GROUP BY 1, 2, 4 ORDER BY 4"
 )
 #: Wallet movements that pay for supply: energy charges and the shares of
 #: common-area cost and line loss posted by the sharing run. A prepaid bill's
 #: total equals their sum, so shares are lines of the bill too.
 _DEDUCTED_KINDS = ("charge", "shared", "loss")
-# The shares posted to a tenant's wallet in the period, each with its memo
-# (how it was found, written by the sharing run).
-_SHARES = (
-    "SELECT e.kind, e.reference, e.memo, p.amount"
-    " FROM pm_posting p JOIN pm_entry e ON e.id = p.entry_id"
-    " JOIN pm_account a ON a.id = p.account_id"
-    " WHERE a.site = ? AND a.code = ? AND e.created_at > ? AND e.created_at <= ?"
-    " AND e.kind IN ('shared', 'loss') ORDER BY e.created_at, e.id"
-)
 #: How SQLAlchemy's SQLite dialect stores a DateTime (compared as text there).
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -233,14 +228,22 @@ def _history(
 
 def wallet_movements(
     session: Session, site: str, tenant: str, start: datetime, end: datetime
-) -> WalletMovements:
-    """The tenant's wallet from the ledger: at ``start``, moved in ``(start, end]``, at ``end``."""
+) -> tuple[WalletMovements, list[Fee]]:
+    """The tenant's wallet from the ledger: at ``start``, moved in ``(start, end]``, at ``end``.
+
+    With it, the common-area and line-loss shares posted in the period as
+    bill lines: one per pool (the sharing rule, from the share's reference
+    ``share:{rule}:{window}:{tenant}``). A pool shared once in the period is
+    labelled with how the share was found (the explanation the sharing run
+    posted with it); a pool shared daily says how many shares it adds up.
+    """
     sqlite = session.get_bind().dialect.name == "sqlite"
     sql = _WALLET.format(agg="group_concat(p.amount, '|')" if sqlite else "SUM(p.amount)")
-    rows = _raw(session, sql, start, site, wallet_code(tenant), end)
+    rows = _raw(session, sql, start, start, site, wallet_code(tenant), end)
     opening = top_ups = deducted = refunds = adjustments = ZERO
+    pools: dict[tuple[str, str], list[Any]] = {}
     with localcontext(prec=EXACT_PRECISION):
-        for kind, before, value in rows:
+        for kind, before, value, share, reference, memo in rows:
             if isinstance(value, str):
                 amount = sum(map(Decimal, value.split("|")), ZERO)
             else:
@@ -255,8 +258,19 @@ def wallet_movements(
                 refunds -= amount
             else:
                 adjustments += amount
+            if share is not None:
+                parts = str(reference or "").split(":")
+                rule = parts[1] if len(parts) >= 4 and parts[0] == "share" else ""
+                pool = pools.setdefault((kind, rule), [ZERO, 0, memo])
+                pool[0] -= amount
+                pool[1] += 1
         closing = opening + top_ups - deducted - refunds + adjustments
-    return WalletMovements(
+    fees: list[Fee] = []
+    for (kind, rule), (owed, count, memo) in pools.items():
+        name = ("common area" if kind == "shared" else "line loss") + (f" '{rule}'" if rule else "")
+        label = memo if count == 1 and memo else f"{name}: {count} shares"
+        fees.append(Fee(name=label, amount=owed, section=kind))
+    movements = WalletMovements(
         opening=opening,
         top_ups=top_ups,
         deducted=deducted,
@@ -264,33 +278,7 @@ def wallet_movements(
         adjustments=adjustments,
         closing=closing,
     )
-
-
-def share_fees(
-    session: Session, site: str, tenant: str, start: datetime, end: datetime
-) -> list[Fee]:
-    """Common-area and line-loss shares posted in ``(start, end]`` as bill lines.
-
-    One line per pool (the sharing rule, from the share's reference
-    ``share:{rule}:{window}:{tenant}``). A pool shared once in the period is
-    labelled with how the share was found (the explanation the sharing run
-    posted with it); a pool shared daily says how many shares it adds up.
-    """
-    pools: dict[tuple[str, str], list[Any]] = {}
-    with localcontext(prec=EXACT_PRECISION):
-        rows = _raw(session, _SHARES, site, wallet_code(tenant), start, end)
-        for kind, reference, memo, amount in rows:
-            parts = str(reference or "").split(":")
-            rule = parts[1] if len(parts) >= 4 and parts[0] == "share" else ""
-            pool = pools.setdefault((kind, rule), [ZERO, 0, memo])
-            pool[0] -= Decimal(amount)
-            pool[1] += 1
-    fees: list[Fee] = []
-    for (kind, rule), (amount, count, memo) in pools.items():
-        name = ("common area" if kind == "shared" else "line loss") + (f" '{rule}'" if rule else "")
-        label = memo if count == 1 and memo else f"{name}: {count} shares"
-        fees.append(Fee(name=label, amount=amount, section=kind))
-    return fees
+    return movements, fees
 
 
 def gather(
@@ -314,6 +302,7 @@ def gather(
         if usage is not None:
             usages.append(usage)
     rated = rate_period(tariff, period, _combine(usages))
+    wallet, shares = wallet_movements(session, spec.site, tenant.id, period.start, period.end)
     data = BillInput(
         site_name=spec.name,
         site_address=spec.address,
@@ -331,11 +320,8 @@ def gather(
         unit=tariff.unit,
         meters=meters,
         charges=rated.charges,
-        fees=[
-            *share_fees(session, spec.site, tenant.id, period.start, period.end),
-            *tenant.fees,
-        ],
-        wallet=wallet_movements(session, spec.site, tenant.id, period.start, period.end),
+        fees=[*shares, *tenant.fees],
+        wallet=wallet,
         history=_history(
             session, spec.site, [m for m, _ in tenant.meters], period.end, spec.timezone
         ),
