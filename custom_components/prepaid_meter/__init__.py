@@ -11,6 +11,7 @@ from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
+from .bill_schedule import async_start_billing
 from .const import CONF_DATABASE_URL, DB_FILENAME, DOMAIN
 from .coordinator import (
     MeterConfig,
@@ -127,6 +128,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PrepaidConfigEntry) -> b
         raise
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     async_start_sharing(hass, entry, sharing)
+    async_start_billing(hass, entry)
 
     async def _async_close_on_stop(_event: Event) -> None:
         # Entries are not unloaded when Home Assistant stops: close the store's

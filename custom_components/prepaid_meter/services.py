@@ -44,7 +44,7 @@ from .const import (
 )
 from .coordinator import PrepaidConfigEntry, TenantConfig
 from .documents import language, render_html, user_template
-from .engine.billing import BILLING_MODES
+from .engine.billing import BILLING_MODES, Fee
 from .engine.calendars import BillingPeriod, CalendarError, billing_period
 from .engine.money import MoneyError, minor_unit, parse_amount
 from .engine.rating import RatingError
@@ -621,7 +621,27 @@ def tenant_spec(entry: PrepaidConfigEntry, tenant: TenantConfig) -> bills.Tenant
         meters=[(m, names.get(m, m)) for m in tenant.meters],
         mode=mode if mode in BILLING_MODES else "prepaid",
         tariff=tariff if tariff is not None else bills.FLAT,
+        fees=tenant_fees(options),
     )
+
+
+def tenant_fees(options: dict[str, Any]) -> list[Fee]:
+    """The tenant's fixed fees (option ``fees``: name, amount, per month) as bill lines.
+
+    A fee is charged once per bill. An entry that cannot be read is refused
+    with a translated error, so no bill goes out without a fee it should have.
+    """
+    fees: list[Fee] = []
+    for item in options.get("fees") or []:
+        try:
+            amount = Decimal(str(item["amount"]))
+            name = str(item["name"]).strip()
+        except (KeyError, TypeError, InvalidOperation) as err:
+            raise _error("invalid_fee", fee=str(item)) from err
+        if not name or not amount.is_finite() or item.get("per", "month") != "month":
+            raise _error("invalid_fee", fee=str(item))
+        fees.append(Fee(name=name, amount=amount))
+    return fees
 
 
 def _bill_period(
@@ -671,12 +691,17 @@ def _bill_answer(entry: PrepaidConfigEntry, issued: bills.IssuedBill) -> dict[st
 
 
 def _fire_issued(hass: HomeAssistant, entry: PrepaidConfigEntry, issued: bills.IssuedBill) -> None:
+    # The tenant device's registry id: the bill-delivery blueprint filters on it.
+    device = dr.async_get(hass).async_get_device(
+        identifiers={(DOMAIN, f"{entry.entry_id}_tenant_{issued.tenant}")}
+    )
     hass.bus.async_fire(
         EVENT_BILL_ISSUED,
         {
             "entry_id": entry.entry_id,
             "tenant": issued.tenant,
             "tenant_name": issued.tenant_name,
+            "device_id": device.id if device else None,
             "bill_number": issued.number,
             "bill_id": issued.id,
             "revision": issued.revision,
@@ -702,32 +727,34 @@ async def async_issue_bills(
     spec = site_spec(hass, entry)
     store = entry.runtime_data.store
     issued: list[bills.IssuedBill] = []
-    for i in range(0, len(tenants), BILL_CHUNK):
-        chunk = tenants[i : i + BILL_CHUNK]
-        try:
-            done = await store.run(
-                bills.issue_bills,
-                spec=spec,
-                tenants=chunk,
-                periods=[period] * len(chunk),
-                issued_at=dt_util.utcnow(),
-                render=render,
-                render_format=f"html:{lang}",
-                # A run for every tenant answers with numbers, totals and links;
-                # the documents themselves are served at their URLs.
-                documents=len(tenants) <= BILL_CHUNK,
-            )
-        except (LedgerError, RatingError, TariffError, CalendarError) as err:
-            raise _error(getattr(err, "key", "bill_failed")) from err
-        for bill in done:
-            if not bill.duplicate:
-                _fire_issued(hass, entry, bill)
-        issued.extend(done)
-        if len(tenants) > BILL_CHUNK:
-            hass.bus.async_fire(
-                EVENT_BILL_PROGRESS,
-                {"entry_id": entry.entry_id, "done": len(issued), "total": len(tenants)},
-            )
+    # Full garbage collections during the run only walk the run's own objects.
+    with bills.collector_frozen():
+        for i in range(0, len(tenants), BILL_CHUNK):
+            chunk = tenants[i : i + BILL_CHUNK]
+            try:
+                done = await store.run(
+                    bills.issue_bills,
+                    spec=spec,
+                    tenants=chunk,
+                    periods=[period] * len(chunk),
+                    issued_at=dt_util.utcnow(),
+                    render=render,
+                    render_format=f"html:{lang}",
+                    # A run for every tenant answers with numbers, totals and links;
+                    # the documents themselves are served at their URLs.
+                    documents=len(tenants) <= BILL_CHUNK,
+                )
+            except (LedgerError, RatingError, TariffError, CalendarError) as err:
+                raise _error(getattr(err, "key", "bill_failed")) from err
+            for bill in done:
+                if not bill.duplicate:
+                    _fire_issued(hass, entry, bill)
+            issued.extend(done)
+            if len(tenants) > BILL_CHUNK:
+                hass.bus.async_fire(
+                    EVENT_BILL_PROGRESS,
+                    {"entry_id": entry.entry_id, "done": len(issued), "total": len(tenants)},
+                )
     return issued
 
 

@@ -184,6 +184,22 @@ def _same_bill(energy: list[D], kind: int, cuts: list[int], standing_cuts: list[
     assert live == expected
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(energies, st.sampled_from([0, 1, 2]), st.sampled_from([-3, -4]))
+def test_scaled_integer_series_rates_exactly_as_decimals(
+    energy: list[D], kind: int, exponent: int
+) -> None:
+    """A bill run passes counter deltas as integers of 0.001 kWh: the bill is the same."""
+    tariff = TARIFFS[kind]
+    series = SERIES if kind == 2 else None
+    scaled = [int(e.scaleb(-exponent)) for e in energy]
+    opened = open_period(tariff, PERIOD, tier_use=D("11.9995"))
+    as_decimals = rate_batch(tariff, opened, UsageSeries(START, 15, energy), series)
+    as_integers = rate_batch(tariff, opened, UsageSeries(START, 15, scaled, exponent), series)
+    assert as_integers.charges == as_decimals.charges
+    assert as_integers.state == as_decimals.state
+
+
 counter_values = st.lists(
     st.tuples(
         st.integers(min_value=1, max_value=400),  # seconds x 10 after the previous reading

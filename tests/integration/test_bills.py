@@ -105,3 +105,30 @@ async def test_bills_for_every_tenant(
     )
     assert [b["tenant"] for b in response["bills"]] == ["t1", "t2", "t3"]
     assert [b["bill_number"] for b in response["bills"]] == ["000001", "000002", "000003"]
+
+
+async def test_tenant_fees_are_lines_and_a_bad_fee_is_refused(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    entry = init_integration
+    tenants = [
+        {**t, "fees": [{"name": "Rent", "amount": "1200", "per": "month"}]}
+        if t["id"] == "t1"
+        else t
+        for t in entry.options["tenants"]
+    ]
+    hass.config_entries.async_update_entry(entry, options={**entry.options, "tenants": tenants})
+    await hass.async_block_till_done()
+    start = (dt_util.utcnow() - timedelta(hours=1)).isoformat()
+    response = await call(hass, "generate_bill", tenant="t1", start=start)
+    [bill] = response["bills"]
+    lines = bill["document"]["lines"]
+    assert next(ln for ln in lines if ln["section"] == "fees")["label"] == "Rent"
+    assert sum(Decimal(ln["amount"]) for ln in lines) == Decimal(bill["total"])
+    assert Decimal(bill["total"]) >= Decimal(1200)
+
+    bad = [{**t, "fees": [{"name": "Rent", "amount": "lots"}]} for t in tenants]
+    hass.config_entries.async_update_entry(entry, options={**entry.options, "tenants": bad})
+    await hass.async_block_till_done()
+    err = await refused(hass, "generate_bill", tenant="t2", start=start)
+    assert err.translation_key == "invalid_fee"

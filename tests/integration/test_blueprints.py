@@ -3,7 +3,7 @@
 The blueprint file is copied where Home Assistant looks for blueprints, an
 automation uses it, the integration (with the simulator) raises the event
 for real where it can (low balance, cut-off, reconnect, offline meter,
-counter going backwards); the bill event is fired as the bills engine will.
+counter going backwards, a bill run).
 The notify action is the observation point (a mock service).
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,10 @@ import yaml
 from homeassistant.core import HomeAssistant, ServiceCall
 from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
 
-from custom_components.prepaid_meter.const import DOMAIN, EVENT_BILL_ISSUED
+from custom_components.prepaid_meter.const import DOMAIN
 from devtools.simulator import MeterSimulator
 from tests.conftest import site_entry
 
@@ -69,24 +71,16 @@ async def reconnect(hass: HomeAssistant, entry: MockConfigEntry, sim: MeterSimul
 
 
 async def bill(hass: HomeAssistant, entry: MockConfigEntry, sim: MeterSimulator) -> None:
-    device = dr.async_get(hass).async_get_device(
-        identifiers={(DOMAIN, f"{entry.entry_id}_tenant_t1")}
-    )
-    assert device is not None
-    hass.bus.async_fire(
-        EVENT_BILL_ISSUED,
-        {
-            "entry_id": entry.entry_id,
-            "tenant": "t1",
-            "tenant_name": "Shop 01",
-            "device_id": device.id,
-            "bill_number": "B-2026-10-0001",
-            "period_start": "2026-10-01",
-            "period_end": "2026-10-31",
-            "total": "123.45",
-            "currency": "CNY",
-            "url": "https://example.invalid/bill/1",
-        },
+    # A real bill run for every tenant: both bills fire the event, only t1's
+    # passes the blueprint's device filter (the event carries the device id).
+    start = dt_util.utcnow() - timedelta(hours=1)
+    await _poll(hass, entry, sim, 1)
+    await hass.services.async_call(
+        DOMAIN,
+        "generate_bill",
+        {"start": start.isoformat(), "end": dt_util.utcnow().isoformat()},
+        blocking=True,
+        return_response=True,
     )
     await hass.async_block_till_done()
 
@@ -106,7 +100,12 @@ CASES: list[tuple[str, Scenario, str, list[str]]] = [
     ("low_balance_warning", low_balance, "Low balance", ["Shop 01: balance 9", "Please top up"]),
     ("cut_off_notice", cut_off, "Supply cut off", ["Shop 01: the supply was cut off"]),
     ("reconnect_notice", reconnect, "Supply reconnected", ["Shop 01: the supply is back on"]),
-    ("bill_delivery", bill, "New bill", ["bill B-2026-10-0001", "123.45 CNY", "example.invalid"]),
+    (
+        "bill_delivery",
+        bill,
+        "New bill",
+        ["Shop 01: bill 00000", " CNY", "/api/prepaid_meter/bill/"],
+    ),
     ("offline_meter_alert", offline, "Meter offline", ["Meter Shop 01 stopped answering"]),
     ("evasion_alert", evasion, "Meter tamper alarm", ["Shop 01: counter_reset (counter"]),
 ]

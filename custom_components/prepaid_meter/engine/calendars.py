@@ -79,18 +79,20 @@ def local_days(start: datetime, end: datetime, tz: str | ZoneInfo) -> Decimal:
     if end <= start:
         return ZERO
     zone = as_zone(tz)
-    day = start.astimezone(zone).date()
+    first = start.astimezone(zone).date()
     last = (end - _MICROSECOND).astimezone(zone).date()
-    total = ZERO
-    while day <= last:
+
+    def share(day: date) -> Decimal:
         lo, hi = day_bounds(day, zone)
         overlap = min(hi, end) - max(lo, start)
         if overlap == hi - lo:
-            total += 1
-        elif overlap > timedelta(0):
-            total += Decimal(micros(overlap)) / Decimal(micros(hi - lo))
-        day += timedelta(days=1)
-    return total
+            return Decimal(1)
+        return Decimal(micros(overlap)) / Decimal(micros(hi - lo))
+
+    if first == last:
+        return share(first)
+    # Every day between the first and the last is covered whole.
+    return share(first) + (last - first).days - 1 + share(last)
 
 
 def _days_in_month(year: int, month: int) -> int:

@@ -125,7 +125,11 @@ def tenant_usage(
         if on_grid(first, grid):
             if len(series) == 1:
                 return first
-            columns = zip(*(s.energy for s in series), strict=True)
+            exponents = {s.exponent for s in series}
+            if len(exponents) == 1 and first.exponent is not None:  # integers of one unit
+                ints = zip(*(s.energy for s in series), strict=True)
+                return UsageSeries(first.start, first.minutes, list(map(sum, ints)), first.exponent)
+            columns = zip(*(s.decimals() for s in series), strict=True)
             return UsageSeries(first.start, first.minutes, [sum(c, ZERO) for c in columns])
     instants: set[datetime] = set()
     energy: dict[datetime, Decimal] = {}

@@ -15,12 +15,13 @@ Period charges (standing, capacity, demand, minimum) come from
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Context, Decimal, localcontext
 from itertools import accumulate, pairwise
 from operator import add
+from typing import Any
 
 from .calendars import BillingPeriod, floor_to_interval, local_days, micros, utc
 from .intervals import IntervalUse, split_by_weights
@@ -94,11 +95,20 @@ class PriceSeries:
 
 @dataclass(frozen=True, slots=True)
 class UsageSeries:
-    """Consecutive intervals of equal length from ``start``: the compact batch input."""
+    """Consecutive intervals of equal length from ``start``: the compact batch input.
+
+    ``energy`` holds Decimals, or - with ``exponent`` set - integers counting
+    units of ``10 ** exponent`` (a counter read to 0.001 kWh: exponent -3).
+    A month of 15-minute polls is thousands of values per meter; as integers
+    they are exact, summed in C, and not tracked by the garbage collector
+    (Decimals are, since Python 3.13, and a bill run keeping millions of them
+    alive sets off full collections that hold the interpreter lock).
+    """
 
     start: datetime
     minutes: int
-    energy: Sequence[Decimal]
+    energy: Sequence[Decimal] | Sequence[int]
+    exponent: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", utc(self.start))
@@ -110,12 +120,24 @@ class UsageSeries:
         """End of the last interval."""
         return self.start + timedelta(minutes=self.minutes * len(self.energy))
 
+    def decimal(self, value: Decimal | int) -> Decimal:
+        """One energy value (or a sum of them) as a Decimal in the series' unit."""
+        if self.exponent is None:
+            return Decimal(value)
+        return Decimal(value).scaleb(self.exponent, RATING_CONTEXT)
+
+    def decimals(self) -> list[Decimal]:
+        """The interval energies as Decimals."""
+        if self.exponent is None:
+            return list(self.energy)  # type: ignore[arg-type]
+        return [self.decimal(e) for e in self.energy]
+
     def intervals(self) -> list[IntervalUse]:
         """The same usage as interval records."""
         step = timedelta(minutes=self.minutes)
         return [
             IntervalUse(self.start + i * step, self.start + (i + 1) * step, e)
-            for i, e in enumerate(self.energy)
+            for i, e in enumerate(self.decimals())
         ]
 
 
@@ -644,12 +666,16 @@ def _add(buckets: dict[_Key, _Bucket], key: _Key, e: Decimal,
 def _bulk(
     buckets: dict[_Key, _Bucket],
     plan: _Plan,
-    energy: Sequence[Decimal],
+    energy: Sequence[Any],
     x: int,
     y: int,
     tier: int | None,
+    dec: Callable[[Any], Decimal],
 ) -> None:
-    """Intervals ``[x, y)`` lie wholly in one tier: sum their energy per class, then bucket it."""
+    """Intervals ``[x, y)`` lie wholly in one tier: sum their energy per class, then bucket it.
+
+    ``energy`` holds Decimals or scaled integers; ``dec`` turns a sum of them into a Decimal.
+    """
     if y <= x:
         return
     getter = energy.__getitem__
@@ -659,12 +685,12 @@ def _bulk(
         if i1 > i0:
             sub = idx[i0:i1]
             s = plan.classes[cid][0]
-            _add(buckets, (s, tier), sum(map(getter, sub), ZERO), sub[0], sub[-1], i1 - i0)
+            _add(buckets, (s, tier), dec(sum(map(getter, sub), 0)), sub[0], sub[-1], i1 - i0)
     m0 = bisect_left(plan.multi, x)
     m1 = bisect_left(plan.multi, y, m0)
     for i in plan.multi[m0:m1]:
         slices = plan.classes[plan.class_of[i]]
-        parts = split_by_weights(energy[i], [s.weight for s in slices])
+        parts = split_by_weights(dec(energy[i]), [s.weight for s in slices])
         for s, e in zip(slices, parts, strict=True):
             if e:
                 _add(buckets, (s, tier), e, i, i, 1)
@@ -688,7 +714,7 @@ def _prepare(
     tariff: Tariff,
     usage: UsageSeries | Sequence[IntervalUse],
     series: PriceSeries | None,
-) -> tuple[_Plan, Sequence[Decimal]]:
+) -> tuple[_Plan, Sequence[Any]]:
     if isinstance(usage, UsageSeries):
         return _series_plan(tariff, usage, series), usage.energy
     starts = [utc(iv.start) for iv in usage]
@@ -697,6 +723,10 @@ def _prepare(
         if starts[i] < ends[i - 1]:
             raise RatingError("intervals_out_of_order", "intervals must be in order, no overlaps")
     return _build_plan(tariff, starts, ends, series), [iv.energy for iv in usage]
+
+
+def _same(value: Decimal) -> Decimal:
+    return value
 
 
 def rate_batch(
@@ -714,6 +744,10 @@ def rate_batch(
     """
     with localcontext(RATING_CONTEXT):
         plan, energy = _prepare(tariff, usage, series)
+        # Scaled integers stay integers through every per-interval sum; only
+        # the sums become Decimals (exactly: a shift of the decimal point).
+        dec: Callable[[Any], Decimal] = usage.decimal if isinstance(usage, UsageSeries) else _same
+        unit = Decimal(1).scaleb(usage.exponent or 0) if isinstance(usage, UsageSeries) else None
         n = len(energy)
         if n == 0:
             return Rated((), state)
@@ -729,26 +763,30 @@ def rate_batch(
                 cum, year = ZERO, run.reset_year
             if run.key is _MIXED:
                 for i in range(a, b):
-                    cum = _walk_into(buckets, tariff, plan, i, energy[i], cum)
+                    cum = _walk_into(buckets, tariff, plan, i, dec(energy[i]), cum)
                 continue
             if run.key is None:
-                _bulk(buckets, plan, energy, a, b, None)
-                cum += sum(energy[a:b], ZERO)
+                _bulk(buckets, plan, energy, a, b, None, dec)
+                cum += dec(sum(energy[a:b], 0))
                 continue
             limits: tuple[Decimal, ...] = run.key  # type: ignore[assignment]
-            running = list(accumulate(energy[a:b], add, initial=cum))
+            # The run's own running use, from 0 in the series' unit; a tier
+            # limit is reached where it passes the limit less the use before.
+            room = [(limit - cum) / unit if unit is not None else limit - cum for limit in limits]
+            running = list(accumulate(energy[a:b], add, initial=0))
             size = b - a
             lo = 0
             for k in range(len(limits) + 1):
-                hi = bisect_left(running, limits[k], lo, size) if k < len(limits) else size
+                hi = bisect_left(running, room[k], lo, size) if k < len(limits) else size
                 if hi > lo:
                     last = hi - 1
-                    crosses = k < len(limits) and running[last + 1] > limits[k]
-                    _bulk(buckets, plan, energy, a + lo, a + (last if crosses else hi), k)
+                    crosses = k < len(limits) and running[last + 1] > room[k]
+                    _bulk(buckets, plan, energy, a + lo, a + (last if crosses else hi), k, dec)
                     if crosses:
-                        _walk_into(buckets, tariff, plan, a + last, energy[a + last], running[last])
+                        _walk_into(buckets, tariff, plan, a + last, dec(energy[a + last]),
+                                   cum + dec(running[last]))  # fmt: skip
                 lo = hi
-            cum = running[size]
+            cum += dec(running[size])
         charges: list[Charge] = []
         bases: dict[int, Decimal] = {}
         amount = ZERO
@@ -769,7 +807,7 @@ def rate_batch(
             bases[version] = bases.get(version, ZERO) + charge.amount
             amount += charge.amount
         charges.extend(_taxes(tariff, "energy", bases, plan.starts[0], plan.ends[-1]))
-        total_energy = sum(energy, ZERO)
+        total_energy = dec(sum(energy, 0))
         new = replace(
             state,
             rated_until=plan.ends[-1],
@@ -780,7 +818,8 @@ def rate_batch(
         )
         demand = _demand_config(tariff, state.period)
         if demand is not None:
-            new = _batch_demand(new, plan, energy, demand[1].window_minutes)
+            decimals = usage.decimals() if isinstance(usage, UsageSeries) else energy
+            new = _batch_demand(new, plan, decimals, demand[1].window_minutes)
     return Rated(tuple(charges), new)
 
 

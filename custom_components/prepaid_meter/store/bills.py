@@ -15,14 +15,16 @@ a recalculation issues a new revision and posts a correcting entry.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, localcontext
-from itertools import pairwise
+from itertools import pairwise, repeat
 from typing import Any
 
 from sqlalchemy import func, select
@@ -167,14 +169,22 @@ _READINGS_SQLITE = (
     " AND taken_at > ? AND taken_at <= ? ORDER BY taken_at)"
 )
 # Wallet movements by kind, before or after the start: exact sums in SQL on
-# PostgreSQL (NUMERIC), the exact texts joined on SQLite and summed here.
+# PostgreSQL (NUMERIC), the exact texts joined on SQLite and summed here. In
+# the same pass, each share posted in the period is a row of its own, with its
+# reference and memo (how it was found, written by the sharing run).
 _WALLET = (
-    "SELECT e.kind, CASE WHEN e.created_at <= ? THEN 1 ELSE 0 END, {agg}"
+    "SELECT e.kind, CASE WHEN e.created_at <= ? THEN 1 ELSE 0 END, {agg},"
+    " CASE WHEN e.kind IN ('shared', 'loss') AND e.created_at > ? THEN e.id END,"
+    " max(e.reference), max(e.memo)"
     " FROM pm_posting p JOIN pm_entry e ON e.id = p.entry_id"
     " JOIN pm_account a ON a.id = p.account_id"
     " WHERE a.site = ? AND a.code = ? AND e.created_at <= ?"
-    " GROUP BY 1, 2"
+    " GROUP BY 1, 2, 4 ORDER BY 4"
 )
+#: Wallet movements that pay for supply: energy charges and the shares of
+#: common-area cost and line loss posted by the sharing run. A prepaid bill's
+#: total equals their sum, so shares are lines of the bill too.
+_DEDUCTED_KINDS = ("charge", "shared", "loss")
 #: How SQLAlchemy's SQLite dialect stores a DateTime (compared as text there).
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -243,14 +253,22 @@ def _history(
 
 def wallet_movements(
     session: Session, site: str, tenant: str, start: datetime, end: datetime
-) -> WalletMovements:
-    """The tenant's wallet from the ledger: at ``start``, moved in ``(start, end]``, at ``end``."""
+) -> tuple[WalletMovements, list[Fee]]:
+    """The tenant's wallet from the ledger: at ``start``, moved in ``(start, end]``, at ``end``.
+
+    With it, the common-area and line-loss shares posted in the period as
+    bill lines: one per pool (the sharing rule, from the share's reference
+    ``share:{rule}:{window}:{tenant}``). A pool shared once in the period is
+    labelled with how the share was found (the explanation the sharing run
+    posted with it); a pool shared daily says how many shares it adds up.
+    """
     sqlite = session.get_bind().dialect.name == "sqlite"
     sql = _WALLET.format(agg="group_concat(p.amount, '|')" if sqlite else "SUM(p.amount)")
-    rows = _raw(session, sql, start, site, wallet_code(tenant), end)
+    rows = _raw(session, sql, start, start, site, wallet_code(tenant), end)
     opening = top_ups = deducted = refunds = adjustments = ZERO
+    pools: dict[tuple[str, str], list[Any]] = {}
     with localcontext(prec=EXACT_PRECISION):
-        for kind, before, value in rows:
+        for kind, before, value, share, reference, memo in rows:
             if isinstance(value, str):
                 amount = sum(map(Decimal, value.split("|")), ZERO)
             else:
@@ -259,14 +277,25 @@ def wallet_movements(
                 opening += amount
             elif kind == "top_up":
                 top_ups += amount
-            elif kind == "charge":
+            elif kind in _DEDUCTED_KINDS:
                 deducted -= amount
             elif kind == "refund":
                 refunds -= amount
             else:
                 adjustments += amount
+            if share is not None:
+                parts = str(reference or "").split(":")
+                rule = parts[1] if len(parts) >= 4 and parts[0] == "share" else ""
+                pool = pools.setdefault((kind, rule), [ZERO, 0, memo])
+                pool[0] -= amount
+                pool[1] += 1
         closing = opening + top_ups - deducted - refunds + adjustments
-    return WalletMovements(
+    fees: list[Fee] = []
+    for (kind, rule), (amount_owed, count, memo) in pools.items():
+        name = ("common area" if kind == "shared" else "line loss") + (f" '{rule}'" if rule else "")
+        label = memo if count == 1 and memo else f"{name}: {count} shares"
+        fees.append(Fee(name=label, amount=amount_owed, section=kind))
+    movements = WalletMovements(
         opening=opening,
         top_ups=top_ups,
         deducted=deducted,
@@ -274,6 +303,7 @@ def wallet_movements(
         adjustments=adjustments,
         closing=closing,
     )
+    return movements, fees
 
 
 def gather(
@@ -299,6 +329,7 @@ def gather(
     rated = rate_period(tariff, period, usage, tier_use=year_use)
     if settle and owed(rated.charges) and tenant.id not in closed_tenants(session, spec.site):
         settle_period(session, spec.site, tenant.id, period, rated.charges)
+    wallet, shares = wallet_movements(session, spec.site, tenant.id, period.start, period.end)
     data = BillInput(
         site_name=spec.name,
         site_address=spec.address,
@@ -316,8 +347,8 @@ def gather(
         unit=tariff.unit,
         meters=meters,
         charges=rated.charges,
-        fees=tenant.fees,
-        wallet=wallet_movements(session, spec.site, tenant.id, period.start, period.end),
+        fees=[*shares, *tenant.fees],
+        wallet=wallet,
         history=_history(
             session, spec.site, [m for m, _ in tenant.meters], period.end, spec.timezone
         ),
@@ -455,26 +486,47 @@ def _sqlite_series(
     n = times.count("|") + 2
     if not minutes or rest or _grid_text(period.start, step, n) != f"{start_text}|{times}":
         return None
-    # Decimals are tracked by the garbage collector (Python 3.13): a month of
-    # them kept alive per meter fills the old generation and sets off full
-    # collections that hold the interpreter lock. The counter values are only
-    # walked here, and the few distinct interval energies are shared objects.
-    first_value = previous = Decimal(start_value)
+    reading = MeterReadings(meter=meter, name=name, start=Decimal(start_value),
+                            start_at=period.start, end=Decimal(values.rsplit("|", 1)[-1]),
+                            end_at=period.start + (n - 1) * step)  # fmt: skip
+    text = f"{start_value}|{values}"
+    places = _same_places(text, n)
+    if places is not None:
+        # Decimals are tracked by the garbage collector (Python 3.13): a month
+        # of them per meter would fill the old generation and set off full
+        # collections. Integers of the readings' last decimal place are not.
+        try:
+            counts = list(map(int, text.replace(".", "").split("|")))
+        except ValueError:  # an exponent ("1E+3"): read them as Decimals
+            pass
+        else:
+            deltas = [b - a if b > a else 0 for a, b in pairwise(counts)]
+            return reading, UsageSeries(period.start, minutes, deltas, -places)
+    previous = Decimal(start_value)
     energy: list[Decimal] = []
     for text_value in values.split("|"):
         value = Decimal(text_value)
-        delta = value - previous
-        energy.append(_ENERGIES.setdefault(delta, delta) if delta > 0 else ZERO)
+        energy.append(value - previous if value > previous else ZERO)
         previous = value
-    if len(_ENERGIES) > 50_000:
-        _ENERGIES.clear()
-    reading = MeterReadings(meter=meter, name=name, start=first_value, start_at=period.start,
-                            end=previous, end_at=period.start + (n - 1) * step)  # fmt: skip
     return reading, UsageSeries(period.start, minutes, energy)
 
 
-#: Interval energies seen, shared between meters (see `_sqlite_series`).
-_ENERGIES: dict[Decimal, Decimal] = {}
+def _same_places(text: str, n: int) -> int | None:
+    """The decimals every one of the ``n`` values in ``text`` (``|``-joined) has, if all the same.
+
+    Stored values are ``str(Decimal)``: at most one point each. Checked
+    without a Python loop: split at the points, each piece but the first
+    holds one value's decimals up to the next ``|``.
+    """
+    pieces = text.split(".")
+    if len(pieces) == 1:
+        return 0
+    if len(pieces) != n + 1:
+        return None
+    places = len(pieces[-1])
+    if set(map(str.find, pieces[1:-1], repeat("|"))) - {places}:
+        return None
+    return places
 
 
 @functools.lru_cache(maxsize=8)
@@ -483,6 +535,40 @@ def _grid_text(start: datetime, step: timedelta, n: int) -> str:
 
 
 # --- issuing -------------------------------------------------------------------------
+
+#: Bill runs in progress that froze the collector (see `collector_frozen`).
+_runs = 0
+
+
+@contextlib.contextmanager
+def collector_frozen() -> Iterator[None]:
+    """During a bill run, full garbage collections look only at objects made since it began.
+
+    A full collection walks every tracked object of the process - all of
+    Home Assistant - holding the interpreter lock, so the event loop stalls
+    for as long as it takes (hundreds of ms on a small hub), and a long run
+    allocates enough to set off several. ``gc.freeze`` moves what exists into
+    the permanent generation (a list splice, no walk), so those collections
+    only see the run's own objects; ``gc.unfreeze`` at the end hands
+    everything back to the oldest generation, so nothing is kept from
+    collection for longer than the run. Runs may overlap (two sites): the
+    last one to finish unfreezes. A collector someone else froze (Home
+    Assistant's test harness does) is left as it is. Call it on the event
+    loop's thread.
+    """
+    global _runs  # one process-wide collector, one count
+    if _runs == 0 and gc.get_freeze_count():
+        yield  # frozen by someone else: theirs to unfreeze
+        return
+    if _runs == 0:
+        gc.freeze()
+    _runs += 1
+    try:
+        yield
+    finally:
+        _runs -= 1
+        if _runs == 0:
+            gc.unfreeze()
 
 
 def _next_seq(session: Session, site: str) -> int:
