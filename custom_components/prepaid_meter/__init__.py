@@ -26,7 +26,7 @@ from .services import async_setup_bill_services, async_setup_services, async_set
 from .sharing_runner import async_setup_sharing_service, async_start_sharing, validate_sharing
 from .store import Store, StoreError
 
-PLATFORMS = [Platform.BINARY_SENSOR, Platform.SENSOR, Platform.SWITCH]
+PLATFORMS = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.SENSOR, Platform.SWITCH]
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 

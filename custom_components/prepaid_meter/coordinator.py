@@ -24,6 +24,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from homeassistant.util import dt as dt_util
 from sqlalchemy.orm import Session
 
+from .alarms_runner import AlarmMonitor
 from .const import (
     CONF_BUSES,
     CONF_CREDIT_LIMIT,
@@ -55,6 +56,7 @@ from .const import (
     EVENT_LOW_BALANCE,
     EVENT_RECONNECTED,
 )
+from .engine.alarms import UseLimits, limits_from_options
 from .engine.money import ZERO
 from .engine.policy import (
     SupplyPolicy,
@@ -113,6 +115,8 @@ class TenantConfig:
     warnings: WarningLevels = field(default_factory=WarningLevels)
     #: Postpaid: cut off while a bill is overdue (see ``PrepaidCoordinator.async_set_overdue``).
     cut_off_when_overdue: bool = False
+    #: Abnormal-use alarm limits (see ``engine/alarms.py``).
+    use_limits: UseLimits = field(default_factory=UseLimits)
 
 
 def _decimal(value: Any, default: str = "0") -> Decimal:
@@ -208,7 +212,8 @@ class SiteConfig:
 
 def _tenant(spec: Mapping[str, Any], site_opts: Mapping[str, Any], tz: str) -> TenantConfig:
     """A tenant with the site's policy, overridden by its own ``policy`` options."""
-    policy, levels, overdue = policy_from_options({**site_opts, **spec.get(CONF_POLICY, {})}, tz)
+    opts = {**site_opts, **spec.get(CONF_POLICY, {})}
+    policy, levels, overdue = policy_from_options(opts, tz)
     return TenantConfig(
         id=spec["id"],
         name=spec["name"],
@@ -216,6 +221,7 @@ def _tenant(spec: Mapping[str, Any], site_opts: Mapping[str, Any], tz: str) -> T
         policy=policy,
         warnings=levels,
         cut_off_when_overdue=overdue,
+        use_limits=limits_from_options(opts),
     )
 
 
@@ -317,6 +323,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             meters={m.id: MeterState(offline_after=site.offline_after) for m in site.meters},
             tenants={t.id: TenantState() for t in site.tenants},
         )
+        self.alarms = AlarmMonitor(self)
 
     async def _async_setup(self) -> None:
         """Load where charging got to, the balances and the manual overrides."""
@@ -337,6 +344,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             state.balance = balances.get(tenant_id, ZERO)
             self._restore(state, stored.get(tenant_id, policy_state.PolicyState()))
         await self._refresh_forecast(dt_util.utcnow())
+        self.alarms.restore()
 
     @staticmethod
     def _restore(state: TenantState, stored: policy_state.PolicyState) -> None:
@@ -380,6 +388,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             await self._refresh_forecast(now)
             for tenant in self.site.tenants:
                 await self._apply_policy(tenant)
+        self.alarms.after_poll(now)
         return data
 
     async def _poll_bus(self, meters: list[MeterConfig]) -> None:
@@ -467,6 +476,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             "Meter %s counter went backwards (%s -> %s): not charged", meter.name, previous, value
         )
         self._alarm(meter, "counter_reset", previous=str(previous), value=str(value))
+        self.alarms.tamper(meter, previous, value)
         return ZERO
 
     def _charge_and_balance(
@@ -694,14 +704,13 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             except RelayMismatch as err:
                 _LOGGER.warning("Relay of meter %s did not obey: %s", meter.name, err)
                 mstate.sample = MeterSample(values=sample.values, relay_closed=err.confirmed)
-                self._alarm(
-                    meter, "relay_mismatch", wanted_closed=err.wanted, relay_closed=err.confirmed
-                )
+                self.alarms.relay_mismatch(meter, err.wanted, err.confirmed)
                 continue
             except MeterIOError as err:
                 _LOGGER.warning("Relay of meter %s not switched: %s", meter.name, err)
                 continue
             mstate.sample = MeterSample(values=sample.values, relay_closed=confirmed)
+            self.alarms.relay_obeyed(meter)
             switched = True
         state.supply = decision.state
         if not switched:

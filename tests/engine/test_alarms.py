@@ -41,13 +41,16 @@ def d(text: str) -> Decimal:
 def test_options_parse_with_defaults_and_refuse_nonsense() -> None:
     limits = limits_from_options({})
     assert limits == UseLimits()
-    assert limits.spike_factor == 3 and limits.capacity_kw is None
+    assert limits.spike_factor == 3
+    assert limits.capacity_kw is None
     limits = limits_from_options(
         {"capacity_kw": "10", "sustained_kw": 6, "sustained_minutes": "30", "spike_factor": ""}
     )
-    assert limits.capacity_kw == 10 and limits.sustained_kw == 6
+    assert limits.capacity_kw == 10
+    assert limits.sustained_kw == 6
     assert limits.sustained_minutes == 30
-    assert limits.spike_factor is None and not limits.enabled(SPIKE)
+    assert limits.spike_factor is None
+    assert not limits.enabled(SPIKE)
     for bad in (
         {"capacity_kw": "-1"},
         {"capacity_kw": "ten"},
@@ -107,14 +110,18 @@ def test_add_use_sums_meters_and_replaces_an_hour() -> None:
 
 def test_energy_rate_over_at_least_the_window() -> None:
     rate, start = energy_rate(None, T0, d("10"))
-    assert rate is None and start == RatePoint(T0, d("10"))
+    assert rate is None
+    assert start == RatePoint(T0, d("10"))
     rate, same = energy_rate(start, T0 + timedelta(minutes=1), d("10.1"))
-    assert rate is None and same == start
+    assert rate is None
+    assert same == start
     rate, start = energy_rate(start, T0 + timedelta(minutes=6), d("10.5"))
-    assert rate == d("5") and start == RatePoint(T0 + timedelta(minutes=6), d("10.5"))
+    assert rate == d("5")
+    assert start == RatePoint(T0 + timedelta(minutes=6), d("10.5"))
     rate, start = energy_rate(start, T0 + timedelta(minutes=20), d("1"))  # reset
-    assert rate is None and start == RatePoint(T0 + timedelta(minutes=20), d("1"))
-    assert RATE_WINDOW == timedelta(minutes=5)
+    assert rate is None
+    assert start == RatePoint(T0 + timedelta(minutes=20), d("1"))
+    assert timedelta(minutes=5) == RATE_WINDOW
 
 
 def run(
@@ -172,7 +179,8 @@ def test_spike_clears_when_the_usual_load_goes_away() -> None:
     limits = UseLimits(spike_factor=d("3"))
     changes, state = evaluate_use(d("10"), T0, limits, d("1"), UseState())
     assert [c.active for c in changes] == [True]
-    assert changes[0].usual_kw == 1 and changes[0].limit_kw == 3
+    assert changes[0].usual_kw == 1
+    assert changes[0].limit_kw == 3
     changes, state = evaluate_use(d("10"), T0 + timedelta(hours=1), limits, None, state)
     assert [(c.kind, c.active) for c in changes] == [(SPIKE, False)]
     assert state.active == frozenset()
@@ -210,9 +218,8 @@ def test_starts_and_clears_alternate_and_match_the_state(
             if c.active and c.kind == OVERLOAD:
                 assert c.load_kw > capacity
             if c.active and c.kind == SUSTAINED:
-                assert c.since is not None and T0 + timedelta(minutes=i) - c.since >= timedelta(
-                    minutes=minutes
-                )
+                assert c.since is not None
+                assert T0 + timedelta(minutes=i) - c.since >= timedelta(minutes=minutes)
         for kind in (OVERLOAD, SUSTAINED, SPIKE):
             assert (kind in state.active) == bool(seen.get(kind) and seen[kind][-1])
     for flips in seen.values():

@@ -202,7 +202,7 @@ class RatePoint:
 
 def energy_rate(
     start: RatePoint | None, at: datetime, value: Decimal
-) -> tuple[Decimal | None, RatePoint | None]:
+) -> tuple[Decimal | None, RatePoint]:
     """The counter's average kW since ``start`` and the start to keep for the next poll.
 
     The first reading only starts the measurement. Until ``RATE_WINDOW`` has
@@ -216,7 +216,7 @@ def energy_rate(
     span = at - start.at
     if span < RATE_WINDOW:
         return None, start
-    hours = Decimal((span // timedelta(microseconds=1))) / Decimal(3_600_000_000)
+    hours = Decimal(span // timedelta(microseconds=1)) / Decimal(3_600_000_000)
     return (value - start.value) / hours, here
 
 
