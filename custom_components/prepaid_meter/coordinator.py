@@ -597,8 +597,18 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         self.async_update_listeners()
 
     def _device_id(self, identifier: str) -> str | None:
-        """The device registry id of a meter or tenant device (for automations' filters)."""
-        device = dr.async_get(self.hass).async_get_device(identifiers={(DOMAIN, identifier)})
+        """The device registry id of a meter or tenant device (for automations' filters).
+
+        An event of the first poll comes before the entities have registered
+        their devices: the device is registered here then (the entities fill
+        in its name and model), so the payload always has the id.
+        """
+        registry = dr.async_get(self.hass)
+        device = registry.async_get_device(identifiers={(DOMAIN, identifier)})
+        if device is None and self.config_entry is not None:
+            device = registry.async_get_or_create(
+                config_entry_id=self.config_entry.entry_id, identifiers={(DOMAIN, identifier)}
+            )
         return device.id if device else None
 
     def _tenant_payload(self, tenant: TenantConfig) -> dict[str, Any]:
