@@ -346,9 +346,7 @@ async def test_a_tenant_overrides_the_site_limits(
     set_load(simulator, 2, 3000)
     entry = site_entry(simulator, db_url, cut_off=False, capacity_kw="10")
     entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(
-        entry, options=_options(entry, t2={"capacity_kw": "2"})
-    )
+    hass.config_entries.async_update_entry(entry, options=_options(entry, t2={"capacity_kw": "2"}))
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert state(hass, "binary_sensor.shop_01_overload") == "off"
