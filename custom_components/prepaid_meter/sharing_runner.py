@@ -414,20 +414,23 @@ def _raise_evasion(
 ) -> None:
     loss_percent, limit = str(percent), str(threshold)
     _LOGGER.warning("Line loss of %s%% over %s%% on %s: energy evasion?", percent, threshold, rule)
-    hass.bus.async_fire(
-        EVENT_ALARM,
-        {
-            "entry_id": entry.entry_id,
-            "kind": "evasion",
-            "active": True,
-            "rule": rule,
-            "loss_percent": loss_percent,
-            "threshold": limit,
-            "start": outcome.start.isoformat(),
-            "end": outcome.end.isoformat(),
-        },
-    )
     coordinator = entry.runtime_data.coordinator
+    # The event fires when the alarm starts (not again for each later window
+    # or a re-run while it is on); the repair issue shows the latest window.
+    if rule not in coordinator.alarms.evasion:
+        hass.bus.async_fire(
+            EVENT_ALARM,
+            {
+                "entry_id": entry.entry_id,
+                "kind": "evasion",
+                "active": True,
+                "rule": rule,
+                "loss_percent": loss_percent,
+                "threshold": limit,
+                "start": outcome.start.isoformat(),
+                "end": outcome.end.isoformat(),
+            },
+        )
     coordinator.alarms.set_evasion(rule, True)
     coordinator.async_update_listeners()
     ir.async_create_issue(
