@@ -162,11 +162,11 @@ class AlarmMonitor:
             **self.coordinator._tenant_payload(tenant),
             "kind": change.kind,
             "active": change.active,
-            "load_kw": _kw(change.load_kw),
-            "limit_kw": _kw(change.limit_kw),
+            "load_kw": kw_text(change.load_kw),
+            "limit_kw": kw_text(change.limit_kw),
         }
         if change.usual_kw is not None:
-            payload["usual_kw"] = _kw(change.usual_kw)
+            payload["usual_kw"] = kw_text(change.usual_kw)
         if change.since is not None:
             payload["since"] = change.since.isoformat()
         self.hass.bus.async_fire(f"{DOMAIN}_alarm", payload)
@@ -312,6 +312,6 @@ class AlarmMonitor:
         )
 
 
-def _kw(value: Decimal) -> str:
+def kw_text(value: Decimal) -> str:
     """kW as a short decimal string (three decimals: watts)."""
     return format(value.quantize(Decimal("0.001")).normalize(), "f")

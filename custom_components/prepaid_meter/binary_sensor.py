@@ -15,12 +15,12 @@ from homeassistant.components.binary_sensor import (
     BinarySensorEntityDescription,
 )
 from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .alarms_runner import RELAY_MISMATCH, TAMPER, AlarmMonitor
+from .alarms_runner import RELAY_MISMATCH, TAMPER, AlarmMonitor, kw_text
 from .coordinator import MeterConfig, PrepaidConfigEntry, PrepaidCoordinator, TenantConfig
-from .engine.alarms import KINDS
+from .engine.alarms import KINDS, SPIKE
 from .entity import MeterEntity, TenantEntity
 from .sharing_runner import CONF_MASTER_METER
 
@@ -75,6 +75,26 @@ class OnlineSensor(MeterEntity, BinarySensorEntity):
         return self.meter_state.online
 
 
+class _WrittenOnChange(BinarySensorEntity):
+    """Writes its state only when it changed: alarms are off nearly always.
+
+    A site has several alarm sensors per meter and tenant; writing each on
+    every poll would cost more than the poll's own work (see bench/polling.py).
+    """
+
+    _written: tuple[object, ...] | None = None
+
+    def _snapshot(self) -> tuple[object, ...]:
+        return (self.available, self.is_on)
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        snapshot = self._snapshot()
+        if snapshot != self._written:
+            self._written = snapshot
+            self.async_write_ha_state()
+
+
 @dataclass(frozen=True, kw_only=True)
 class MeterAlarmDescription(BinarySensorEntityDescription):
     """A meter alarm: whether the meter has it, and whether it is on."""
@@ -110,7 +130,7 @@ METER_ALARMS = (
 )
 
 
-class MeterAlarmSensor(MeterEntity, BinarySensorEntity):
+class MeterAlarmSensor(_WrittenOnChange, MeterEntity):
     """A meter alarm; like the online sensor it stays available while the meter is away."""
 
     entity_description: MeterAlarmDescription
@@ -143,7 +163,7 @@ TENANT_ALARMS = tuple(
 )
 
 
-class TenantAlarmSensor(TenantEntity, BinarySensorEntity):
+class TenantAlarmSensor(_WrittenOnChange, TenantEntity):
     """An abnormal-use alarm of a tenant (spike, sustained load, overload)."""
 
     def __init__(
@@ -161,10 +181,12 @@ class TenantAlarmSensor(TenantEntity, BinarySensorEntity):
         return self.coordinator.alarms.tenant_active(self.tenant.id, self.entity_description.key)
 
     @property
-    def extra_state_attributes(self) -> dict[str, str | None]:
-        """The tenant's load now and its usual load for this hour of the week (kW)."""
-        use = self.coordinator.alarms.tenants[self.tenant.id]
-        return {
-            "load_kw": None if use.load_kw is None else str(use.load_kw),
-            "usual_kw": None if use.usual_kw is None else str(use.usual_kw),
-        }
+    def extra_state_attributes(self) -> dict[str, str | None] | None:
+        """(spike) The usual load for this hour of the week, kW (changes once an hour)."""
+        if self.entity_description.key != SPIKE:
+            return None
+        usual = self.coordinator.alarms.tenants[self.tenant.id].usual_kw
+        return {"usual_kw": None if usual is None else kw_text(usual)}
+
+    def _snapshot(self) -> tuple[object, ...]:
+        return (*super()._snapshot(), self.extra_state_attributes)
