@@ -264,6 +264,15 @@ def evaluate_use(
     """Which alarms start or clear at this load; ``None`` (no reading) changes nothing."""
     if load_kw is None:
         return [], state
+    spike = spike_level(limits, usual_kw)
+    if (
+        not state.active
+        and state.above_since is None
+        and (spike is None or load_kw <= spike)
+        and (limits.sustained_kw is None or load_kw < limits.sustained_kw)
+        and (limits.capacity_kw is None or load_kw <= limits.capacity_kw)
+    ):
+        return [], state  # the usual case, decided without building a new state
     changes: list[UseChange] = []
     active = set(state.active)
     above_since = state.above_since
@@ -281,7 +290,6 @@ def evaluate_use(
             changes.append(UseChange(kind=kind, active=True, load_kw=load_kw, limit_kw=level,
                                      **extra))  # fmt: skip
 
-    spike = spike_level(limits, usual_kw)
     settle(SPIKE, spike, spike is not None and load_kw > spike, usual_kw=usual_kw)
 
     sustained = limits.sustained_kw
