@@ -27,7 +27,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
-from .const import CONF_OFFLINE_REPAIR_MINUTES, DEFAULT_OFFLINE_REPAIR_MINUTES, DOMAIN
+from .const import DOMAIN
 from .engine.alarms import (
     BASELINE_WEEKS,
     HOUR,
@@ -53,6 +53,8 @@ _LOGGER = logging.getLogger(__name__)
 RELAY_MISMATCH = "relay_mismatch"
 TAMPER = "tamper"
 OFFLINE = "offline"
+#: The history is read this much at a time (see ``AlarmMonitor._async_load``).
+LOAD_STEP = timedelta(days=1)
 
 
 def issue_id(kind: str, entry_id: str, meter_id: str) -> str:
@@ -76,16 +78,7 @@ class AlarmMonitor:
         self.hass: HomeAssistant = coordinator.hass
         self.site = coordinator.site
         self.entry_id = coordinator.site_id
-        self.offline_repair = timedelta(
-            minutes=max(
-                1,
-                int(
-                    coordinator.config_entry.options.get(
-                        CONF_OFFLINE_REPAIR_MINUTES, DEFAULT_OFFLINE_REPAIR_MINUTES
-                    )
-                ),
-            )
-        )
+        self.offline_repair = timedelta(minutes=self.site.offline_repair_minutes)
         self.tenants = {t.id: _TenantUse() for t in self.site.tenants}
         self._rates: dict[str, RatePoint] = {}
         #: Meters whose relay did not obey, and the state it was told to take.
@@ -107,11 +100,22 @@ class AlarmMonitor:
         return dt_util.get_default_time_zone()
 
     def restore(self) -> None:
-        """Tamper alarms wait for a person: a restart takes them back from the repair issues."""
+        """Take alarms back from the repair issues when the site (re)starts.
+
+        Tamper waits for a person, and evasion for the next shared window: both
+        come back on. A relay mismatch or an offline meter is found again by
+        the polls, so their issues from before are dropped here.
+        """
         registry = ir.async_get(self.hass)
         for meter in self.site.meters:
             if registry.async_get_issue(DOMAIN, issue_id(TAMPER, self.entry_id, meter.id)):
                 self.tampered.add(meter.id)
+            for kind in (RELAY_MISMATCH, OFFLINE):
+                ir.async_delete_issue(self.hass, DOMAIN, issue_id(kind, self.entry_id, meter.id))
+        prefix = f"evasion_{self.entry_id}_"
+        for (domain, key), found in registry.issues.items():
+            if domain == DOMAIN and key.startswith(prefix) and found.active:
+                self.evasion.add(key.removeprefix(prefix))
 
     # --- abnormal use -------------------------------------------------------------------
 
@@ -183,22 +187,35 @@ class AlarmMonitor:
             use.usual_kw = usual_load(use.history, now, tz)
         if not self._spike_wanted or self._loading:
             return
-        since = self._loaded_until or hour_start(now) - timedelta(weeks=BASELINE_WEEKS, hours=2)
+        since = self._loaded_until or hour_start(now) - timedelta(weeks=BASELINE_WEEKS, hours=1)
         self._loading = True
         self.coordinator.config_entry.async_create_background_task(
             self.hass, self._async_load(since, now), f"{DOMAIN} usage history {self.entry_id}"
         )
 
     async def _async_load(self, since: datetime, now: datetime) -> None:
-        """Add the complete hours after ``since`` to every tenant's history."""
+        """Add the complete hours from ``since`` to every tenant's history.
+
+        Read a day at a time: the store has one thread, and a poll's charge
+        waits for whatever query runs there, so no single query may be long.
+        """
+        current = hour_start(now)
+        points: dict[str, list[tuple[datetime, Decimal]]] = {}
         try:
-            points = await self.coordinator.store.run(last_reading_per_hour, self.entry_id, since)
+            start = since
+            while start < current:
+                end = min(start + LOAD_STEP, current)
+                chunk = await self.coordinator.store.run(
+                    last_reading_per_hour, self.entry_id, start, end
+                )
+                for meter, found in chunk.items():
+                    points.setdefault(meter, []).extend(found)
+                start = end
         except Exception:  # a failed history load only delays the spike rule
             _LOGGER.exception("Loading the usage history for the spike alarm failed")
             return
         finally:
             self._loading = False
-        current = hour_start(now)
         per_meter = {
             meter: {h: kwh for h, kwh in hourly_use(p).items() if h < current}
             for meter, p in points.items()

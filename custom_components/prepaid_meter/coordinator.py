@@ -39,6 +39,7 @@ from .const import (
     CONF_HOLIDAYS,
     CONF_METERS,
     CONF_OFFLINE_AFTER,
+    CONF_OFFLINE_REPAIR_MINUTES,
     CONF_POLICY,
     CONF_PRICE,
     CONF_SCAN_INTERVAL,
@@ -47,6 +48,7 @@ from .const import (
     DEFAULT_BUS,
     DEFAULT_FORECAST_DAYS,
     DEFAULT_OFFLINE_AFTER,
+    DEFAULT_OFFLINE_REPAIR_MINUTES,
     DEFAULT_PROFILE,
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
@@ -173,6 +175,8 @@ class SiteConfig:
     offline_after: int
     meters: tuple[MeterConfig, ...]
     tenants: tuple[TenantConfig, ...]
+    #: Minutes a meter may be offline before a repair issue is raised.
+    offline_repair_minutes: int = DEFAULT_OFFLINE_REPAIR_MINUTES
 
     @classmethod
     def from_entry(cls, entry: ConfigEntry[Any], tz: str = "UTC") -> SiteConfig:
@@ -203,6 +207,9 @@ class SiteConfig:
             offline_after=max(1, int(opts.get(CONF_OFFLINE_AFTER, DEFAULT_OFFLINE_AFTER))),
             meters=tuple(MeterConfig(**m) for m in opts.get(CONF_METERS, [])),
             tenants=tuple(_tenant(t, opts, tz) for t in opts.get(CONF_TENANTS, [])),
+            offline_repair_minutes=max(
+                1, int(opts.get(CONF_OFFLINE_REPAIR_MINUTES, DEFAULT_OFFLINE_REPAIR_MINUTES))
+            ),
         )
 
     def tenant_of(self, meter_id: str) -> TenantConfig | None:

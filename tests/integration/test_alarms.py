@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
@@ -351,3 +352,34 @@ async def test_a_tenant_overrides_the_site_limits(
     await hass.async_block_till_done()
     assert state(hass, "binary_sensor.shop_01_overload") == "off"
     assert state(hass, "binary_sensor.shop_02_overload") == "on"
+
+
+async def test_removing_the_site_removes_its_repair_issues(
+    hass: HomeAssistant, simulator: MeterSimulator, db_url: str
+) -> None:
+    simulator.set_fault(1, "relay_stuck")
+    entry = await setup(hass, site_entry(simulator, db_url, cut_off=True))
+    issue_id = f"relay_mismatch_{entry.entry_id}_m1"
+    assert issue(hass, issue_id) is not None
+    # A reload finds the stuck relay again: one issue, still there.
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert issue(hass, issue_id) is not None
+    await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert issue(hass, issue_id) is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"capacity_kw": "-2"}, {"spike_factor": "0.5"}, {"sustained_minutes": "soon"}],
+)
+async def test_unusable_alarm_options_stop_the_setup_with_a_clear_error(
+    hass: HomeAssistant, simulator: MeterSimulator, db_url: str, bad: dict[str, str]
+) -> None:
+    entry = site_entry(simulator, db_url, **bad)
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    assert entry.reason is not None
+    assert next(iter(bad)) in entry.reason

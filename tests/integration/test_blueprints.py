@@ -103,7 +103,7 @@ async def evasion(hass: HomeAssistant, entry: MockConfigEntry, sim: MeterSimulat
 
 
 async def relay_stuck(hass: HomeAssistant, entry: MockConfigEntry, sim: MeterSimulator) -> None:
-    """The relay does not obey a reconnect, then does: one notice for the start, none for the clear."""
+    """A relay stops obeying a reconnect, then obeys: a notice for the start only."""
     sim.set_fault(1, "relay_stuck")
     await _top_up(hass, "30.00", "p1")
     sim.clear_fault(1)

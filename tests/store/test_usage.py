@@ -41,6 +41,8 @@ def test_last_reading_of_each_hour(sessions: sessionmaker[Session]) -> None:
             T0 + timedelta(hours=1): Decimal("0.3"),
             T0 + timedelta(hours=2): Decimal("0.3"),
         }
-        # Only readings after ``since``.
+        # Only readings from ``since`` and before ``until``.
         later = last_reading_per_hour(s, SITE, T0 + timedelta(hours=2))
         assert later == {"m1": [(T0 + timedelta(hours=2, minutes=50), Decimal("0.8"))]}
+        middle = last_reading_per_hour(s, SITE, T0 + timedelta(hours=1), T0 + timedelta(hours=2))
+        assert middle == {"m1": [(T0 + timedelta(hours=1, minutes=50), Decimal("0.5"))]}

@@ -19,9 +19,12 @@ from .models import MeterReading
 
 
 def last_reading_per_hour(
-    session: Session, site: str, since: datetime
+    session: Session, site: str, since: datetime, until: datetime | None = None
 ) -> dict[str, list[tuple[datetime, Decimal]]]:
-    """Every meter's last reading in each UTC hour after ``since``, in time order."""
+    """Every meter's last reading in each UTC hour after ``since`` (up to ``until``), in order.
+
+    Give whole hours as bounds so no hour is cut in two.
+    """
     if session.get_bind().dialect.name == "sqlite":
         # Stored as text "YYYY-MM-DD HH:MM:SS.ffffff" in UTC: the hour is its first 13 characters.
         bucket = func.substr(MeterReading.taken_at, 1, 13)
@@ -29,7 +32,11 @@ def last_reading_per_hour(
         bucket = func.date_trunc("hour", func.timezone("UTC", MeterReading.taken_at))
     last = (
         select(MeterReading.meter, func.max(MeterReading.taken_at).label("taken_at"))
-        .where(MeterReading.site == site, MeterReading.taken_at > since)
+        .where(
+            MeterReading.site == site,
+            MeterReading.taken_at >= since,
+            *(() if until is None else (MeterReading.taken_at < until,)),
+        )
         .group_by(MeterReading.meter, bucket)
         .subquery()
     )
