@@ -1,7 +1,8 @@
 """Meter status and alarms: online, relay mismatch, tamper, evasion; tenant abnormal use.
 
 Every alarm has a ``problem`` sensor on the device it concerns (a meter or a
-tenant account); the state comes from the site's ``AlarmMonitor``.
+tenant account); the state comes from the site's ``AlarmMonitor``. Like every
+site entity they write their state only when it changed (``SiteEntity``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from homeassistant.components.binary_sensor import (
     BinarySensorEntityDescription,
 )
 from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .alarms_runner import RELAY_MISMATCH, TAMPER, AlarmMonitor, kw_text
@@ -75,26 +76,6 @@ class OnlineSensor(MeterEntity, BinarySensorEntity):
         return self.meter_state.online
 
 
-class _WrittenOnChange(BinarySensorEntity):
-    """Writes its state only when it changed: alarms are off nearly always.
-
-    A site has several alarm sensors per meter and tenant; writing each on
-    every poll would cost more than the poll's own work (see bench/polling.py).
-    """
-
-    _written: tuple[object, ...] | None = None
-
-    def _snapshot(self) -> tuple[object, ...]:
-        return (self.available, self.is_on)
-
-    @callback
-    def _handle_coordinator_update(self) -> None:
-        snapshot = self._snapshot()
-        if snapshot != self._written:
-            self._written = snapshot
-            self.async_write_ha_state()
-
-
 @dataclass(frozen=True, kw_only=True)
 class MeterAlarmDescription(BinarySensorEntityDescription):
     """A meter alarm: whether the meter has it, and whether it is on."""
@@ -130,7 +111,7 @@ METER_ALARMS = (
 )
 
 
-class MeterAlarmSensor(_WrittenOnChange, MeterEntity):
+class MeterAlarmSensor(MeterEntity, BinarySensorEntity):
     """A meter alarm; like the online sensor it stays available while the meter is away."""
 
     entity_description: MeterAlarmDescription
@@ -163,7 +144,7 @@ TENANT_ALARMS = tuple(
 )
 
 
-class TenantAlarmSensor(_WrittenOnChange, TenantEntity):
+class TenantAlarmSensor(TenantEntity, BinarySensorEntity):
     """An abnormal-use alarm of a tenant (spike, sustained load, overload)."""
 
     def __init__(
@@ -187,6 +168,3 @@ class TenantAlarmSensor(_WrittenOnChange, TenantEntity):
             return None
         usual = self.coordinator.alarms.tenants[self.tenant.id].usual_kw
         return {"usual_kw": None if usual is None else kw_text(usual)}
-
-    def _snapshot(self) -> tuple[object, ...]:
-        return (*super()._snapshot(), self.extra_state_attributes)

@@ -8,7 +8,7 @@ if that lifts the balance above the cut-off point.
 from __future__ import annotations
 
 from homeassistant.components.button import ButtonEntity
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
@@ -33,17 +33,9 @@ class EmergencyCreditButton(TenantEntity, ButtonEntity):
     """Grant the tenant's emergency credit."""
 
     _attr_translation_key = "emergency_credit"
-    _written_available: bool | None = None
 
     def __init__(self, coordinator: PrepaidCoordinator, tenant: TenantConfig) -> None:
         super().__init__(coordinator, tenant, "emergency_credit_button")
-
-    @callback
-    def _handle_coordinator_update(self) -> None:
-        """A poll changes nothing a button shows but its availability: write only that."""
-        if self.available != self._written_available:
-            self._written_available = self.available
-            self.async_write_ha_state()
 
     async def async_press(self) -> None:
         """Grant the credit, or say why not."""
