@@ -27,7 +27,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN
+from .const import DOMAIN, EVENT_ALARM
 from .engine.alarms import (
     BASELINE_WEEKS,
     HOUR,
@@ -173,7 +173,7 @@ class AlarmMonitor:
             payload["usual_kw"] = kw_text(change.usual_kw)
         if change.since is not None:
             payload["since"] = change.since.isoformat()
-        self.hass.bus.async_fire(f"{DOMAIN}_alarm", payload)
+        self.hass.bus.async_fire(EVENT_ALARM, payload)
 
     def tenant_active(self, tenant_id: str, kind: str) -> bool:
         """Whether a tenant's abnormal-use alarm is on."""
