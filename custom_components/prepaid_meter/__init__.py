@@ -9,6 +9,7 @@ from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
 from .bill_schedule import async_start_billing
@@ -28,7 +29,7 @@ from .sharing_runner import async_setup_sharing_service, async_start_sharing, va
 from .store import Store, StoreError
 from .tariff_config import TariffConfigError
 
-PLATFORMS = [Platform.BINARY_SENSOR, Platform.SENSOR, Platform.SWITCH]
+PLATFORMS = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.SENSOR, Platform.SWITCH]
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -140,6 +141,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: PrepaidConfigEntry) -> b
         hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _async_close_on_stop)
     )
     return True
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: PrepaidConfigEntry) -> None:
+    """A removed site leaves no repair issues behind."""
+    for domain, issue_id in list(ir.async_get(hass).issues):
+        if domain == DOMAIN and entry.entry_id in issue_id:
+            ir.async_delete_issue(hass, DOMAIN, issue_id)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: PrepaidConfigEntry) -> bool:

@@ -29,9 +29,13 @@ PAYMENT_METHODS: Final = ("cash", "wechat", "alipay", "bank_transfer", "card", "
 
 EVENT_CUT_OFF: Final = f"{DOMAIN}_cut_off"
 EVENT_RECONNECTED: Final = f"{DOMAIN}_reconnected"
-#: Meter alarms: payload {entry_id, meter, meter_name, kind, ...}; kind is one of
-#: offline, online, relay_mismatch, counter_reset, counter_rollover.
+#: Alarms (payloads in the README): meter kinds offline, online, relay_mismatch,
+#: tamper, counter_reset, counter_rollover; tenant kinds spike, sustained_load,
+#: overload; site kind evasion.
 EVENT_ALARM: Final = f"{DOMAIN}_alarm"
+#: Site option: minutes a meter may be offline before a repair issue is raised.
+CONF_OFFLINE_REPAIR_MINUTES: Final = "offline_repair_minutes"
+DEFAULT_OFFLINE_REPAIR_MINUTES: Final = 60
 
 DB_FILENAME: Final = "prepaid_meter.db"
 

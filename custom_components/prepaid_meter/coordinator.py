@@ -26,6 +26,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from homeassistant.util import dt as dt_util
 from sqlalchemy.orm import Session
 
+from .alarms_runner import AlarmMonitor
 from .charging import Charger
 from .const import (
     CONF_BILLING_DAY,
@@ -42,6 +43,7 @@ from .const import (
     CONF_HOLIDAYS,
     CONF_METERS,
     CONF_OFFLINE_AFTER,
+    CONF_OFFLINE_REPAIR_MINUTES,
     CONF_POLICY,
     CONF_PRICE,
     CONF_SCAN_INTERVAL,
@@ -51,6 +53,7 @@ from .const import (
     DEFAULT_BUS,
     DEFAULT_FORECAST_DAYS,
     DEFAULT_OFFLINE_AFTER,
+    DEFAULT_OFFLINE_REPAIR_MINUTES,
     DEFAULT_PROFILE,
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
@@ -60,6 +63,7 @@ from .const import (
     EVENT_LOW_BALANCE,
     EVENT_RECONNECTED,
 )
+from .engine.alarms import UseLimits, limits_from_options
 from .engine.calendars import BillingPeriod
 from .engine.money import ZERO
 from .engine.policy import (
@@ -130,6 +134,8 @@ class TenantConfig:
     warnings: WarningLevels = field(default_factory=WarningLevels)
     #: Postpaid: cut off while a bill is overdue (see ``PrepaidCoordinator.async_set_overdue``).
     cut_off_when_overdue: bool = False
+    #: Abnormal-use alarm limits (see ``engine/alarms.py``).
+    use_limits: UseLimits = field(default_factory=UseLimits)
 
 
 def _decimal(value: Any, default: str = "0") -> Decimal:
@@ -190,6 +196,8 @@ class SiteConfig:
     tariffs: SiteTariffs = field(default_factory=SiteTariffs)
     #: The day of the month billing periods start (tiers accumulate per period).
     billing_day: int = DEFAULT_BILLING_DAY
+    #: Minutes a meter may be offline before a repair issue is raised.
+    offline_repair_minutes: int = DEFAULT_OFFLINE_REPAIR_MINUTES
 
     @classmethod
     def from_entry(cls, entry: ConfigEntry[Any], tz: str = "UTC") -> SiteConfig:
@@ -224,6 +232,9 @@ class SiteConfig:
             tenants=tuple(_tenant(t, opts, tz) for t in opts.get(CONF_TENANTS, [])),
             tariffs=site_tariffs(opts, currency=currency, timezone=tz, price=price),
             billing_day=int(opts.get(CONF_BILLING_DAY, DEFAULT_BILLING_DAY)),
+            offline_repair_minutes=max(
+                1, int(opts.get(CONF_OFFLINE_REPAIR_MINUTES, DEFAULT_OFFLINE_REPAIR_MINUTES))
+            ),
         )
 
     def tenant_of(self, meter_id: str) -> TenantConfig | None:
@@ -253,7 +264,8 @@ class SiteConfig:
 
 def _tenant(spec: Mapping[str, Any], site_opts: Mapping[str, Any], tz: str) -> TenantConfig:
     """A tenant with the site's policy, overridden by its own ``policy`` options."""
-    policy, levels, overdue = policy_from_options({**site_opts, **spec.get(CONF_POLICY, {})}, tz)
+    opts = {**site_opts, **spec.get(CONF_POLICY, {})}
+    policy, levels, overdue = policy_from_options(opts, tz)
     return TenantConfig(
         id=spec["id"],
         name=spec["name"],
@@ -261,6 +273,7 @@ def _tenant(spec: Mapping[str, Any], site_opts: Mapping[str, Any], tz: str) -> T
         policy=policy,
         warnings=levels,
         cut_off_when_overdue=overdue,
+        use_limits=limits_from_options(opts),
     )
 
 
@@ -371,6 +384,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             meters={m.id: MeterState(offline_after=site.offline_after) for m in site.meters},
             tenants={t.id: TenantState() for t in site.tenants},
         )
+        self.alarms = AlarmMonitor(self)
 
     async def _async_setup(self) -> None:
         """Load where charging got to, the balances and the manual overrides."""
@@ -393,6 +407,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             state.balance = balances.get(tenant_id, ZERO)
             self._restore(state, stored.get(tenant_id, policy_state.PolicyState()))
         await self._refresh_forecast(dt_util.utcnow(), reread=True)
+        self.alarms.restore()
 
     async def _setup_charger(self) -> None:
         """Keep the tariffs' versions, then rebuild each tenant's rating of the current period."""
@@ -465,6 +480,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             await self._refresh_forecast(now)
             for tenant in self.site.tenants:
                 await self._apply_policy(tenant)
+        self.alarms.after_poll(now)
         return data
 
     async def _poll_bus(self, meters: list[MeterConfig]) -> None:
@@ -593,6 +609,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             "Meter %s counter went backwards (%s -> %s): not charged", meter.name, previous, value
         )
         self._alarm(meter, "counter_reset", previous=str(previous), value=str(value))
+        self.alarms.tamper(meter, previous, value)
         return ZERO
 
     def _rate_charge_and_balance(
@@ -729,8 +746,18 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         self.async_update_listeners()
 
     def _device_id(self, identifier: str) -> str | None:
-        """The device registry id of a meter or tenant device (for automations' filters)."""
-        device = dr.async_get(self.hass).async_get_device(identifiers={(DOMAIN, identifier)})
+        """The device registry id of a meter or tenant device (for automations' filters).
+
+        An event of the first poll comes before the entities have registered
+        their devices: the device is registered here then (the entities fill
+        in its name and model), so the payload always has the id.
+        """
+        registry = dr.async_get(self.hass)
+        device = registry.async_get_device(identifiers={(DOMAIN, identifier)})
+        if device is None and self.config_entry is not None:
+            device = registry.async_get_or_create(
+                config_entry_id=self.config_entry.entry_id, identifiers={(DOMAIN, identifier)}
+            )
         return device.id if device else None
 
     def _tenant_payload(self, tenant: TenantConfig) -> dict[str, Any]:
@@ -836,14 +863,13 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             except RelayMismatch as err:
                 _LOGGER.warning("Relay of meter %s did not obey: %s", meter.name, err)
                 mstate.sample = MeterSample(values=sample.values, relay_closed=err.confirmed)
-                self._alarm(
-                    meter, "relay_mismatch", wanted_closed=err.wanted, relay_closed=err.confirmed
-                )
+                self.alarms.relay_mismatch(meter, err.wanted, err.confirmed)
                 continue
             except MeterIOError as err:
                 _LOGGER.warning("Relay of meter %s not switched: %s", meter.name, err)
                 continue
             mstate.sample = MeterSample(values=sample.values, relay_closed=confirmed)
+            self.alarms.relay_obeyed(meter)
             switched = True
         state.supply = decision.state
         if not switched:

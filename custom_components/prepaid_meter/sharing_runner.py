@@ -362,17 +362,42 @@ async def async_share(
                 for r in o.result.records:
                     ref = share_reference(r.rule, r.start, r.tenant)
                     o.posted[r.tenant] = by_ref[ref]
-    for o in outcomes:
+    for o in sorted(outcomes, key=lambda o: o.start):
         if o.result is None:
             continue
+        suspected = False
         for anomaly in o.result.anomalies:
             if anomaly.key == "evasion_suspected":
+                suspected = True
                 _raise_evasion(hass, entry, anomaly.rule, anomaly.percent, anomaly.threshold, o)
             else:
                 _LOGGER.warning(
                     "Sharing %s %s: %s (%s kWh)", o.rule, o.start, anomaly.key, anomaly.energy
                 )
+        if o.kind == "loss" and not suspected:
+            _clear_evasion(hass, entry, o)
     return outcomes
+
+
+def _clear_evasion(hass: HomeAssistant, entry: PrepaidConfigEntry, outcome: WindowOutcome) -> None:
+    """A window of the rule with normal loss after an evasion alarm: clear it once."""
+    alarms = entry.runtime_data.coordinator.alarms
+    if outcome.rule not in alarms.evasion:
+        return
+    alarms.set_evasion(outcome.rule, False)
+    hass.bus.async_fire(
+        EVENT_ALARM,
+        {
+            "entry_id": entry.entry_id,
+            "kind": "evasion",
+            "active": False,
+            "rule": outcome.rule,
+            "start": outcome.start.isoformat(),
+            "end": outcome.end.isoformat(),
+        },
+    )
+    ir.async_delete_issue(hass, DOMAIN, f"evasion_{entry.entry_id}_{outcome.rule}")
+    entry.runtime_data.coordinator.async_update_listeners()
 
 
 def _raise_evasion(
@@ -385,18 +410,25 @@ def _raise_evasion(
 ) -> None:
     loss_percent, limit = str(percent), str(threshold)
     _LOGGER.warning("Line loss of %s%% over %s%% on %s: energy evasion?", percent, threshold, rule)
-    hass.bus.async_fire(
-        EVENT_ALARM,
-        {
-            "entry_id": entry.entry_id,
-            "kind": "evasion",
-            "rule": rule,
-            "loss_percent": loss_percent,
-            "threshold": limit,
-            "start": outcome.start.isoformat(),
-            "end": outcome.end.isoformat(),
-        },
-    )
+    coordinator = entry.runtime_data.coordinator
+    # The event fires when the alarm starts (not again for each later window
+    # or a re-run while it is on); the repair issue shows the latest window.
+    if rule not in coordinator.alarms.evasion:
+        hass.bus.async_fire(
+            EVENT_ALARM,
+            {
+                "entry_id": entry.entry_id,
+                "kind": "evasion",
+                "active": True,
+                "rule": rule,
+                "loss_percent": loss_percent,
+                "threshold": limit,
+                "start": outcome.start.isoformat(),
+                "end": outcome.end.isoformat(),
+            },
+        )
+    coordinator.alarms.set_evasion(rule, True)
+    coordinator.async_update_listeners()
     ir.async_create_issue(
         hass,
         DOMAIN,

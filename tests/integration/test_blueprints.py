@@ -96,6 +96,15 @@ async def evasion(hass: HomeAssistant, entry: MockConfigEntry, sim: MeterSimulat
     await _poll(hass, entry, sim, 0.1)
 
 
+async def relay_stuck(hass: HomeAssistant, entry: MockConfigEntry, sim: MeterSimulator) -> None:
+    """A relay stops obeying a reconnect, then obeys: a notice for the start only."""
+    sim.set_fault(1, "relay_stuck")
+    await _top_up(hass, "30.00", "p1")
+    sim.clear_fault(1)
+    await _poll(hass, entry, sim, 0.1)
+    assert sim.meters[1].relay_closed
+
+
 CASES: list[tuple[str, Scenario, str, list[str]]] = [
     ("low_balance_warning", low_balance, "Low balance", ["Shop 01: balance 9", "Please top up"]),
     ("cut_off_notice", cut_off, "Supply cut off", ["Shop 01: the supply was cut off"]),
@@ -108,10 +117,13 @@ CASES: list[tuple[str, Scenario, str, list[str]]] = [
     ),
     ("offline_meter_alert", offline, "Meter offline", ["Meter Shop 01 stopped answering"]),
     ("evasion_alert", evasion, "Meter tamper alarm", ["Shop 01: counter_reset (counter"]),
+    ("evasion_alert", relay_stuck, "Meter tamper alarm", ["Shop 01: relay_mismatch."]),
 ]
 
 
-@pytest.mark.parametrize(("name", "scenario", "title", "parts"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("name", "scenario", "title", "parts"), CASES, ids=[f"{c[0]}-{c[1].__name__}" for c in CASES]
+)
 async def test_blueprint_notifies_on_its_event(
     hass: HomeAssistant,
     simulator: MeterSimulator,

@@ -205,6 +205,7 @@ async def test_loss_above_the_threshold_raises_the_evasion_alarm(
         {
             "entry_id": entry.entry_id,
             "kind": "evasion",
+            "active": True,
             "rule": "loss",
             "loss_percent": "16.67",
             "threshold": "5",
@@ -219,6 +220,28 @@ async def test_loss_above_the_threshold_raises_the_evasion_alarm(
     assert [a["key"] for a in lost["anomalies"]] == ["evasion_suspected"]
     # The loss is still shared: 15 kWh x 1.50 = 22.50.
     assert sum(by_tenant(await shares(entry), "loss").values()) == Decimal("22.50")
+    # The master meter's evasion sensor is on until a window with a normal loss.
+    evasion_sensor = "binary_sensor.master_meter_energy_evasion_suspected"
+    assert hass.states.get(evasion_sensor).state == "on"
+    # A reload takes the alarm back from the repair issue.
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get(evasion_sensor).state == "on"
+    use(simulator, {1: 10, 2: 20, 3: 40, 4: 5, 5: 76})  # 1 of 76 kWh lost: 1.3 %
+    freezer.move_to(day_start(2) - timedelta(seconds=1))
+    await entry.runtime_data.coordinator.async_refresh()
+    await hass.async_block_till_done()
+    freezer.move_to(day_start(2))
+    await share_costs(hass, start=day_start(1).isoformat(), end=day_start(2).isoformat())
+    await hass.async_block_till_done()
+    # Once when it starts (not again when the daily run re-shares a window), once when it clears.
+    flips = [(e.data["active"], e.data["start"]) for e in alarms if e.data["kind"] == "evasion"]
+    assert flips == [
+        (True, day_start().astimezone(dt_util.UTC).isoformat()),
+        (False, day_start(1).astimezone(dt_util.UTC).isoformat()),
+    ]
+    assert hass.states.get(evasion_sensor).state == "off"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"evasion_{entry.entry_id}_loss") is None
 
 
 async def record_master(hass: HomeAssistant, at: datetime, value: str) -> None:
