@@ -25,6 +25,7 @@ from .meters.reader import EntityMeter, MeterReader, ModbusMeter
 from .services import async_setup_bill_services, async_setup_services, async_setup_supply_services
 from .sharing_runner import async_setup_sharing_service, async_start_sharing, validate_sharing
 from .store import Store, StoreError
+from .tenant_page import async_setup_tenant_page
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.SENSOR, Platform.SWITCH]
 
@@ -37,6 +38,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_setup_bill_services(hass)
     async_setup_supply_services(hass)
     async_setup_sharing_service(hass)
+    async_setup_tenant_page(hass)
     return True
 
 
