@@ -45,6 +45,7 @@ from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.helpers.network import NoURLAvailableError, get_url
 from homeassistant.helpers.service import async_register_admin_service
 from homeassistant.util import dt as dt_util
+from homeassistant.util.hass_dict import HassKey
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
@@ -77,6 +78,8 @@ MAX_TRACKED: Final = 10_000
 MAX_TOKEN: Final = 400
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{4,300}\.[A-Za-z0-9_-]{43}$")
 
+#: The views' shared token checker (its failure limiter), for diagnostics and tests.
+ACCESS_KEY: HassKey[TenantAccess] = HassKey(f"{DOMAIN}_tenant_access")
 PAGE_URL: Final = "/api/prepaid_meter/tenant/{token}"
 TEMPLATE_NAME: Final = "tenant.html.j2"
 #: Wallet movements listed on the page.
@@ -157,11 +160,13 @@ class FailureLimiter:
         self,
         limit: int = MAX_FAILURES,
         window: float = FAILURE_WINDOW,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.limit = limit
         self.window = window
-        self._clock = clock
+        # Looked up at each call (not bound here), so a test clock that replaces
+        # time.monotonic is seen.
+        self._clock = clock or (lambda: time.monotonic())
         self._failures: dict[str, deque[float]] = {}
 
     def _recent(self, address: str) -> deque[float] | None:
@@ -930,7 +935,7 @@ def async_setup_tenant_page(hass: HomeAssistant) -> TenantAccess:
         schema=ROTATE_SCHEMA,
         supports_response=SupportsResponse.OPTIONAL,
     )
-    access = TenantAccess()
+    access = hass.data[ACCESS_KEY] = TenantAccess()
     hass.http.register_view(TenantPageView(access))
     hass.http.register_view(TenantBillView(access))
     return access

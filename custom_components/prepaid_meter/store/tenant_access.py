@@ -30,6 +30,10 @@ _READING_AT = (
     "SELECT value FROM pm_reading WHERE site = ? AND meter = ?"
     " AND taken_at <= ? ORDER BY taken_at DESC LIMIT 1"
 )
+_FIRST_AFTER = (
+    "SELECT value FROM pm_reading WHERE site = ? AND meter = ?"
+    " AND taken_at > ? ORDER BY taken_at LIMIT 1"
+)
 #: How SQLAlchemy's SQLite dialect stores a DateTime (compared as text there).
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -113,17 +117,24 @@ def counters_at(
 ) -> list[Decimal | None]:
     """The meter's counter at each time: its last reading at or before it.
 
-    One indexed ``LIMIT 1`` lookup per time (a month of hours is 744), rather
-    than reading every poll of the month.
+    Before the meter's first reading the first reading stands in, so the use
+    since a meter was first read counts from that reading. One indexed
+    ``LIMIT 1`` lookup per time (a month of hours is 744), rather than reading
+    every poll of the month.
     """
     conn = session.connection()
-    sql = _READING_AT if conn.dialect.paramstyle == "qmark" else _READING_AT.replace("?", "%s")
+    qmark = conn.dialect.paramstyle == "qmark"
+    at_or_before = _READING_AT if qmark else _READING_AT.replace("?", "%s")
+    first_after = _FIRST_AFTER if qmark else _FIRST_AFTER.replace("?", "%s")
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     out: list[Decimal | None] = []
     try:
         for at in bounds:
-            cursor.execute(sql, (site, meter, _param(session, at)))
+            cursor.execute(at_or_before, (site, meter, _param(session, at)))
             row = cursor.fetchone()
+            if row is None:
+                cursor.execute(first_after, (site, meter, _param(session, at)))
+                row = cursor.fetchone()
             out.append(Decimal(str(row[0])) if row is not None else None)
     finally:
         cursor.close()
