@@ -217,8 +217,8 @@ def hour_bounds(now: datetime, tz: str, days: int = 30) -> list[datetime]:
     """Hour marks from local midnight ``days - 1`` days ago up to ``now`` (the last, partial)."""
     zone = as_zone(tz)
     start = local_midnight(now.astimezone(zone).date() - timedelta(days=days - 1), zone)
-    bounds = [start + timedelta(hours=h) for h in range(int((now - start) / timedelta(hours=1)))]
-    bounds = [b for b in bounds if b < now]
+    hours = int((now - start) / timedelta(hours=1)) + 1
+    bounds = [b for b in (start + timedelta(hours=h) for h in range(hours)) if b < now]
     bounds.append(now)
     return bounds
 

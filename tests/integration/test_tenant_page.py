@@ -177,9 +177,9 @@ async def test_page_in_chromium_shows_the_tenants_own_balance_and_bills(
     assert tenant_pdf.startswith(b"%PDF")
     assert tenant_pdf == await (await admin.get(bills["t1"]["pdf_url"])).read()
     stored_html = await (await admin.get(bills["t1"]["url"])).read()
-    assert await (await client.get(str(html_link).split(str(client.make_url("")), 1)[1])).read() == (
-        stored_html
-    )
+    assert await (
+        await client.get(str(html_link).split(str(client.make_url("")), 1)[1])
+    ).read() == (stored_html)
 
     # Shop 2's page is in its own language.
     link2 = await call(hass, "tenant_link", tenant="t2")
@@ -347,9 +347,7 @@ async def test_diagnostics_carry_no_secret_or_token(
     hass: HomeAssistant, site: MockConfigEntry, hass_client: ClientSessionGenerator
 ) -> None:
     link = await call(hass, "tenant_link", tenant="t1")
-    secret = await site.runtime_data.store.run(
-        tenant_access.current_secret, site.entry_id, "t1"
-    )
+    secret = await site.runtime_data.store.run(tenant_access.current_secret, site.entry_id, "t1")
     assert secret is not None
     diag = json.dumps(await get_diagnostics_for_config_entry(hass, hass_client, site))
     assert secret.hex() not in diag
