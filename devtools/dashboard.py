@@ -23,14 +23,19 @@ OUT = ROOT / "dashboards" / "landlord.yaml"
 WARN, LOW = 100, 50
 
 SUMMARY = r"""          {%- set ns = namespace(rows=[]) %}
-          {%- for b in integration_entities('prepaid_meter') | select('match', 'sensor\\..*_balance$') | sort %}
+          {%- set balances = integration_entities('prepaid_meter')
+              | select('match', 'sensor\\..*_balance$') | sort %}
+          {%- for b in balances %}
           {%- set base = b[7:-8] %}
           {%- set v = states(b) | float(0) %}
           {%- set level = 'red' if v < LOW else ('yellow' if v < WARN else 'green') %}
           {%- set icon = {'red': '🔴', 'yellow': '🟡', 'green': '🟢'}[level] %}
-          {%- set s = 'sensor.' ~ base ~ '_supply' %}
-          {%- set d = 'sensor.' ~ base ~ '_days_of_credit_left' %}
-          {%- set ns.rows = ns.rows + ['| ' ~ (device_attr(b, 'name') or base) ~ ' | ' ~ states(b) ~ ' ' ~ (state_attr(b, 'unit_of_measurement') or '') ~ ' | ' ~ icon ~ ' ' ~ level ~ ' | ' ~ state_translated(s) ~ ' | ' ~ states(d) ~ ' |'] %}
+          {%- set unit = state_attr(b, 'unit_of_measurement') or '' %}
+          {%- set supply = state_translated('sensor.' ~ base ~ '_supply') %}
+          {%- set days = states('sensor.' ~ base ~ '_days_of_credit_left') %}
+          {%- set name = device_attr(b, 'name') or base %}
+          {%- set ns.rows = ns.rows + ['| %s | %s %s | %s %s | %s | %s |'
+              | format(name, states(b), unit, icon, level, supply, days)] %}
           {%- endfor %}
           | Tenant | Balance | Warning | Supply | Days left |
           |:--|--:|:--|:--|--:|

@@ -73,7 +73,11 @@ async def test_dashboard_entities_exist_and_the_summary_shows_every_tenant(
     table = Template(summary["content"], hass).async_render(parse_result=False)
     rows = [line for line in table.splitlines() if line.startswith("| Shop")]
     assert len(rows) == 3
-    assert rows[0].startswith("| Shop 01 | 30") and "🔴 red" in rows[0] and "| On |" in rows[0]
-    assert rows[1].startswith("| Shop 02 | 70") and "🟡 yellow" in rows[1]
-    assert rows[2].startswith("| Shop 03 | 200") and "🟢 green" in rows[2]
+    for row, balance, level in zip(
+        rows, ("30", "70", "200"), ("🔴 red", "🟡 yellow", "🟢 green"), strict=True
+    ):
+        assert row.split(" | ")[1] == f"{balance} CNY"
+        assert row.split(" | ")[2] == level
+        assert row.split(" | ")[3] == "On"
+    assert rows[0].startswith("| Shop 01 |")
     assert all("CNY" in row for row in rows)
