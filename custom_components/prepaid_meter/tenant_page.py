@@ -729,7 +729,7 @@ class TenantAccess:
                 tenant_access.current_secret, entry.entry_id, tenant.id
             )
         # The signature is checked (in constant time) even when the tenant is
-        # unknown, so a failure takes the same work whatever made it fail.
+        # unknown, against a dummy key, so that no failure skips the HMAC.
         good = signature_matches(secret, claim)
         if not good or entry is None or tenant is None:
             return None
