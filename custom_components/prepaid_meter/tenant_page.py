@@ -872,10 +872,14 @@ def _error(key: str, **placeholders: str) -> ServiceValidationError:
 
 
 def _valid_days(value: object) -> int:
-    text = str(value).strip()
-    if not text.isdigit() or not 1 <= int(text) <= MAX_VALID_DAYS:
+    """Whole days (the UI's number selector may send ``30.0``)."""
+    try:
+        days = Decimal(str(value).strip())
+    except InvalidOperation:
+        days = Decimal(0)
+    if not days.is_finite() or days != days.to_integral_value() or not 1 <= days <= MAX_VALID_DAYS:
         raise _error("invalid_valid_days", days=str(value), max=str(MAX_VALID_DAYS))
-    return int(text)
+    return int(days)
 
 
 def _absolute(hass: HomeAssistant, path: str) -> str | None:

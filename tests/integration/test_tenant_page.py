@@ -260,8 +260,9 @@ async def test_expired_link_is_refused(
     site: MockConfigEntry,
     hass_client_no_auth: ClientSessionGenerator,
     freezer: FrozenDateTimeFactory,
+    browser: webdriver.Chrome,
 ) -> None:
-    link = await call(hass, "tenant_link", tenant="t1", valid_days=2)
+    link = await call(hass, "tenant_link", tenant="t1", valid_days=2.0)
     assert dt_util.parse_datetime(link["expires"]) > dt_util.utcnow() + timedelta(days=1)
     client = await hass_client_no_auth()
     assert (await client.get(link["path"])).status == 200
@@ -271,6 +272,8 @@ async def test_expired_link_is_refused(
     answer = await client.get(link["path"])
     assert answer.status == 404
     assert await answer.read() == await (await client.get(UNKNOWN)).read()
+    await open_page(hass, browser, str(client.make_url(link["path"])))
+    assert browser.find_element(By.TAG_NAME, "body").text == "404: Not Found"
     # A later expiry written into the token does not help: the signature covers it.
     later = tampered(token_of(link), expires=int(dt_util.utcnow().timestamp()) + 86400)
     assert (await client.get(f"/api/prepaid_meter/tenant/{later}")).status == 404
@@ -281,6 +284,7 @@ async def test_guessed_tokens_get_404_then_429(
     site: MockConfigEntry,
     hass_client_no_auth: ClientSessionGenerator,
     freezer: FrozenDateTimeFactory,
+    browser: webdriver.Chrome,
 ) -> None:
     good = await call(hass, "tenant_link", tenant="t1")
     client = await hass_client_no_auth()
@@ -304,8 +308,10 @@ async def test_guessed_tokens_get_404_then_429(
         assert await answer.read() == not_found, guess
     limited = await client.get("/api/prepaid_meter/tenant/another-guess")
     assert limited.status == 429
-    # While limited, even a good link from that address waits.
+    # While limited, even a good link from that address waits (Chromium too: same address).
     assert (await client.get(good["path"])).status == 429
+    await open_page(hass, browser, str(client.make_url(good["path"])))
+    assert "429" in browser.find_element(By.TAG_NAME, "body").text
     assert hass.data[ACCESS_KEY].limiter.limited("127.0.0.1")
     freezer.move_to(dt_util.utcnow() + timedelta(seconds=61))
     assert (await client.get(good["path"])).status == 200
@@ -332,7 +338,7 @@ async def test_links_and_rotation_are_for_administrators_only(
 async def test_bad_link_requests_get_translated_errors_and_change_nothing(
     hass: HomeAssistant, site: MockConfigEntry
 ) -> None:
-    for days in ("0", "367", "1.5", "-3", "soon"):
+    for days in ("0", "367", "1.5", "-3", "soon", "nan", "inf", "1e400", ""):
         with pytest.raises(ServiceValidationError) as err:
             await call(hass, "tenant_link", tenant="t1", valid_days=days)
         assert err.value.translation_key == "invalid_valid_days"
