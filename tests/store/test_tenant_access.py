@@ -57,7 +57,7 @@ def test_page_reads_are_scoped_to_the_tenant(sessions: sessionmaker[Session]) ->
                     value=Decimal(100 + n),
                     taken_at=at,
                     amount=Decimal("0.5"),
-                )  # fmt: skip
+                )
             )
             charges.append(
                 MeterCharge(
@@ -66,7 +66,7 @@ def test_page_reads_are_scoped_to_the_tenant(sessions: sessionmaker[Session]) ->
                     value=Decimal(500 + 2 * n),
                     taken_at=at,
                     amount=Decimal(1),
-                )  # fmt: skip
+                )
             )
         ledger.charge_meters(session, SITE, charges)
         ledger.top_up(session, site=SITE, tenant="t1", amount=Decimal(50), method="wechat",
