@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from collections.abc import Generator
 from datetime import timedelta
 from decimal import Decimal
@@ -44,6 +45,7 @@ from tests.conftest import site_entry
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 UNKNOWN = "/api/prepaid_meter/no-such-page"
+REQUEST_LOGGERS = {"aiohttp.access", "homeassistant.helpers.http"}
 
 
 @pytest.fixture
@@ -349,13 +351,30 @@ async def test_bad_link_requests_get_translated_errors_and_change_nothing(
     assert await store.run(tenant_access.current_secret, site.entry_id, "t1") is None
 
 
-async def test_diagnostics_carry_no_secret_or_token(
-    hass: HomeAssistant, site: MockConfigEntry, hass_client: ClientSessionGenerator
+async def test_diagnostics_and_logs_carry_no_secret_or_token(
+    hass: HomeAssistant,
+    site: MockConfigEntry,
+    hass_client: ClientSessionGenerator,
+    hass_client_no_auth: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     link = await call(hass, "tenant_link", tenant="t1")
+    client = await hass_client_no_auth()
+    assert (await client.get(link["path"])).status == 200
+    assert (await client.get(link["path"] + "x")).status == 404
+    await call(hass, "rotate_tenant_secret", tenant="t1")
+    assert (await client.get(link["path"])).status == 404
     secret = await site.runtime_data.store.run(tenant_access.current_secret, site.entry_id, "t1")
     assert secret is not None
     diag = json.dumps(await get_diagnostics_for_config_entry(hass, hass_client, site))
     assert secret.hex() not in diag
     assert token_of(link) not in diag
     assert token_of(link).split(".")[1] not in diag
+    # Every log record at every level, but for the two request loggers the README
+    # names (request paths at info and debug, below Home Assistant's default level).
+    records = [r for r in caplog.records if r.name not in REQUEST_LOGGERS]
+    assert records  # capture works (loader, auth, store...)
+    logged = "\n".join(r.getMessage() for r in records)
+    assert secret.hex() not in logged
+    assert token_of(link).split(".")[1] not in logged
