@@ -28,6 +28,7 @@ from .services import async_setup_bill_services, async_setup_services, async_set
 from .sharing_runner import async_setup_sharing_service, async_start_sharing, validate_sharing
 from .store import Store, StoreError
 from .tariff_config import TariffConfigError
+from .tenant_page import async_setup_tenant_page
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.SENSOR, Platform.SWITCH]
 
@@ -40,6 +41,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_setup_bill_services(hass)
     async_setup_supply_services(hass)
     async_setup_sharing_service(hass)
+    async_setup_tenant_page(hass)
     return True
 
 

@@ -18,6 +18,9 @@ from .coordinator import PrepaidConfigEntry
 from .store import ledger
 
 TO_REDACT = {CONF_HOST, CONF_DATABASE_URL, CONF_NAME, "name", "contact", "phone", "email"}
+# Tenant-page link secrets live only in the database, never in the entry; should
+# one ever reach the options, it is redacted too.
+TO_REDACT |= {"secret", "token", "url"}
 
 
 async def async_get_config_entry_diagnostics(

@@ -86,8 +86,18 @@ def _to_v4(conn: Connection) -> None:
     _add_column(conn, table, "cut_off", "BOOLEAN NOT NULL DEFAULT FALSE")
 
 
+def _to_v5(conn: Connection) -> None:
+    """Tenant-page secrets (pm_tenant_secret)."""
+    Base.metadata.create_all(conn)
+
+
 #: MIGRATIONS[n] upgrades a version n-1 database to version n.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _to_v2,
+    3: _to_v3,
+    4: _to_v4,
+    5: _to_v5,
+}
 
 
 def install_guards(conn: Connection) -> None:

@@ -6,7 +6,8 @@ assignments, tariffs, sharing rules, bills), payment references, the audit
 columns of an entry, and the append-only guards; version 3 adds bill numbers,
 content hashes and rendered documents; version 4 adds the supply
 policy's state to a tenant's control row (warnings fired, emergency credit
-taken, when the balance fell due, whether the supply is cut off).
+taken, when the balance fell due, whether the supply is cut off); version 5
+adds the tenant-page secrets.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeEngine
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
@@ -362,6 +363,24 @@ class TenantControl(Base):
     due_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=None)
     #: Whether the policy has cut the supply off (grace and friendly hours never reconnect).
     cut_off: Mapped[bool] = mapped_column(default=False)
+
+
+class TenantSecret(Base):
+    """A tenant's key for signing tenant-page links; the newest row of a tenant is the one in force.
+
+    Rotating inserts a new row, so every link signed with an older key stops
+    working. Never logged, never in diagnostics.
+    """
+
+    __tablename__ = "pm_tenant_secret"
+    __table_args__ = (Index("ix_pm_tenant_secret_tenant", "site", "tenant", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    tenant: Mapped[str] = mapped_column(String(64))
+    #: 32 random bytes from ``secrets``, hex.
+    secret: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 #: Tables whose rows are never updated or deleted (guarded by triggers).
