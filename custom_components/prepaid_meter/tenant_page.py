@@ -764,8 +764,8 @@ class TenantPageView(HomeAssistantView):
         now = dt_util.utcnow()
         tz = str(hass.config.time_zone)
         bounds = hour_bounds(now, tz)
-        spec = _site_spec(hass, entry)
-        tariff = await runtime.store.run(bills.site_tariff, spec)
+        # The tariff that charges this tenant (its own, else the site's default or flat price).
+        tariff = runtime.site.tariffs.for_tenant(tenant.id)
         data = await runtime.store.run(
             tenant_access.page_data,
             entry.entry_id,
