@@ -69,6 +69,7 @@ from .meters.modbus import BusConfig, MeterIOError, ModbusBus
 from .meters.reader import MeterReader, MeterSample, RelayMismatch
 from .store import Store, ledger, policy_state
 from .store.ledger import BalanceCache, MeterCharge, TopUpResult
+from .subentries import site_options
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ class MeterConfig:
     bus: str = DEFAULT_BUS
     #: ``modbus`` or ``entity`` (an existing Home Assistant energy sensor).
     source: str = "modbus"
+    #: ``electricity`` or ``water`` (what the meter counts).
+    utility: str = "electricity"
     #: Current and voltage transformer ratios and a multiplier, as decimal strings.
     ct_ratio: str = "1"
     pt_ratio: str = "1"
@@ -174,11 +177,18 @@ class SiteConfig:
     def from_entry(cls, entry: ConfigEntry[Any], tz: str = "UTC") -> SiteConfig:
         """Read the site from the entry's data (connection) and options (billing, building).
 
-        ``tz`` is Home Assistant's time zone, the clock of friendly hours.
+        ``tz`` is Home Assistant's time zone, the clock of friendly hours. Meters,
+        tenants, tariffs and sharing rules may be sub-entries (see ``subentries``).
         """
-        opts = entry.options
+        return cls.from_options(entry.data, site_options(entry), tz)
+
+    @classmethod
+    def from_options(
+        cls, data: Mapping[str, Any], opts: Mapping[str, Any], tz: str = "UTC"
+    ) -> SiteConfig:
+        """Read the site from connection data and merged options (raises ValueError)."""
         policy, _levels, _overdue = policy_from_options(opts, tz)
-        host, port = entry.data[CONF_HOST], int(entry.data[CONF_PORT])
+        host, port = data[CONF_HOST], int(data[CONF_PORT])
         # The entry's own TCP bus is ``default``; more buses (RTU over a serial
         # port, RTU-over-TCP gateways, more TCP gateways) come from the options,
         # where a bus with id ``default`` replaces the entry's (timeouts, kind).
@@ -187,11 +197,11 @@ class SiteConfig:
             bus = BusConfig.from_dict(spec)
             buses[bus.id] = bus
         return cls(
-            name=entry.data[CONF_NAME],
+            name=data[CONF_NAME],
             host=host,
             port=port,
             buses=tuple(buses.values()),
-            currency=entry.data[CONF_CURRENCY],
+            currency=data[CONF_CURRENCY],
             price=Decimal(str(opts[CONF_PRICE])),
             policy=policy,
             scan_interval=int(opts.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL)),
