@@ -73,7 +73,7 @@ def merge_subentries(
         of_type.setdefault(sub.subentry_type, []).append(sub.data)
 
     meters = [dict(m) for m in opts.get(CONF_METERS, [])]
-    meters += [dict(data) for data in of_type.get(SUBENTRY_METER, [])]
+    meters += [_spec(data) for data in of_type.get(SUBENTRY_METER, [])]
     meter_ids = {str(m.get("id")) for m in meters}
 
     tariffs = dict(opts.get(OPT_TARIFFS) or {})
@@ -84,7 +84,7 @@ def merge_subentries(
 
     tenants = [dict(t) for t in opts.get(CONF_TENANTS, [])]
     for data in of_type.get(SUBENTRY_TENANT, []):
-        spec = dict(data)
+        spec = _spec(data)
         spec["meters"] = [m for m in spec.get("meters", []) if m in meter_ids]
         if spec.get(OPT_TARIFF) and spec[OPT_TARIFF] not in tariffs:
             spec.pop(OPT_TARIFF)
@@ -105,6 +105,11 @@ def merge_subentries(
     if rules:
         opts[OPT_SHARING_RULES] = rules
     return opts
+
+
+def _spec(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A sub-entry's option shape without the form it was entered with."""
+    return {k: v for k, v in data.items() if k != "form"}
 
 
 def _rule(
