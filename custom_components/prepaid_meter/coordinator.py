@@ -379,7 +379,8 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         for meter in self.site.meters:
             by_bus.setdefault(meter.bus if meter.source == "modbus" else "", []).append(meter)
         await asyncio.gather(*(self._poll_bus(meters) for meters in by_bus.values()))
-        if not any(m.online for m in data.meters.values()):
+        # A site whose meters were all removed (sub-entries) is not unreachable.
+        if data.meters and not any(m.online for m in data.meters.values()):
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="bus_unreachable",

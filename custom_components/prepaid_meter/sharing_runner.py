@@ -169,6 +169,9 @@ def sharing_config(options: Mapping[str, Any], site: SiteConfig, timezone: str) 
             raise SharingConfigError(f"{where}: a line-loss rule needs the master_meter option")
         rules.append(rule)
     raw_tariff = options.get(CONF_TARIFF)
+    if isinstance(raw_tariff, str):
+        # The default tariff by id, among options ``tariffs`` (tariff sub-entries write this).
+        raw_tariff = (options.get("tariffs") or {}).get(raw_tariff, raw_tariff)
     try:
         tariff = flat_tariff(site, timezone) if raw_tariff is None else tariff_from_dict(raw_tariff)
     except TariffError as err:

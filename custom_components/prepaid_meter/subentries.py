@@ -93,7 +93,7 @@ def merge_subentries(
 
     rules = list(opts.get(OPT_SHARING_RULES) or [])
     for data in of_type.get(SUBENTRY_SHARING, []):
-        rules.append(_rule(data["rule"], meter_ids, by_id))
+        rules.append(fill_rule(data["rule"], meter_ids, by_id))
         master = data.get(OPT_MASTER_METER)
         if master and master in meter_ids and not opts.get(OPT_MASTER_METER):
             opts[OPT_MASTER_METER] = master
@@ -112,7 +112,7 @@ def _spec(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k != "form"}
 
 
-def _rule(
+def fill_rule(
     raw: Mapping[str, Any], meter_ids: set[str], tenants: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, Any]:
     """A sub-entry's rule with deleted meters and tenants left out, figures from the tenants."""
@@ -159,14 +159,22 @@ def async_reload_on_subentry_change(hass: HomeAssistant, entry: ConfigEntry[Any]
     themselves (``OptionsFlowWithReload``, ``async_update_reload_and_abort``),
     and Home Assistant refuses update listeners next to them.
     """
-    loaded = dict(entry.subentries)
+
+    # Home Assistant changes a sub-entry in place: keep copies of what was loaded.
+    def _snapshot() -> dict[str, tuple[str, str, dict[str, Any]]]:
+        return {
+            sid: (sub.subentry_type, sub.title, dict(sub.data))
+            for sid, sub in entry.subentries.items()
+        }
+
+    loaded = _snapshot()
 
     @callback
     def _changed(change: ConfigEntryChange, changed: ConfigEntry[Any]) -> None:
         if (
             change is ConfigEntryChange.UPDATED
             and changed.entry_id == entry.entry_id
-            and dict(changed.subentries) != loaded
+            and _snapshot() != loaded
         ):
             hass.config_entries.async_schedule_reload(entry.entry_id)
 

@@ -67,6 +67,7 @@ from .subentries import (
     SUBENTRY_SHARING,
     SUBENTRY_TARIFF,
     SUBENTRY_TENANT,
+    fill_rule,
     merge_subentries,
 )
 
@@ -763,7 +764,13 @@ class SharingRuleSubentryFlow(_SiteSubentryFlow):
                 errors["master_meter"] = "master_conflict"
             if not errors:
                 try:
-                    sharing_rule_from_dict(rule)
+                    sharing_rule_from_dict(
+                        fill_rule(
+                            rule,
+                            {str(m["id"]) for m in options.get(CONF_METERS, [])},
+                            {str(t["id"]): t for t in options.get(CONF_TENANTS, [])},
+                        )
+                    )
                 except SharingError as err:
                     errors["base"] = "invalid_rule"
                     placeholders["error"] = str(err)

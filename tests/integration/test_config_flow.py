@@ -71,7 +71,7 @@ def test_device_id_lists() -> None:
         raise AssertionError(bad)
 
 
-# --------------------------------------------------------------------------- aborts, reconfigure, options
+# ------------------------------------------------------------- aborts, reconfigure, options
 
 
 async def _loaded(hass: HomeAssistant, entry: MockConfigEntry) -> MockConfigEntry:
