@@ -10,7 +10,7 @@ error and nothing is saved. Each sub-entry's data is its option shape (see
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
@@ -28,6 +28,8 @@ from homeassistant.config_entries import (
 from homeassistant.helpers import selector
 from homeassistant.util import dt as dt_util
 from homeassistant.util import slugify
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from .config_flow import parse_price, policy_errors
 from .const import (
@@ -59,6 +61,8 @@ from .meters.profiles import (
 )
 from .meters.reader import EntityMeter, MeterReader, ModbusMeter
 from .sharing_runner import SharingConfigError, sharing_config
+from .store import Store
+from .store.models import Meter, MeterCursor, Tenant
 from .subentries import (
     OPT_MASTER_METER,
     OPT_SHARING_RULES,
@@ -79,6 +83,33 @@ LANGUAGES = ("en", "zh-Hans")
 FIRST_EFFECTIVE = "2000-01-01T00:00:00+00:00"
 #: A test read must not hang the form: one short try.
 TEST_READ_TIMEOUT = 2.0
+
+#: Ids are database keys (64 characters at most).
+MAX_ID = 48
+#: What a meter's counter value depends on.
+COUNTER_FIELDS = (
+    "source", "bus", "device_id", "profile", "custom_profile",
+    "ct_ratio", "pt_ratio", "multiplier", "energy_entity",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StoredIds:
+    """Ids in a site's database: every meter and tenant ever set up, meters ever charged."""
+
+    meters: set[str]
+    tenants: set[str]
+    charged: set[str]
+
+
+def stored_ids(session: Session, site: str) -> StoredIds:
+    """Read on the store's thread."""
+    return StoredIds(
+        meters=set(session.scalars(select(Meter.id).where(Meter.site == site))),
+        tenants=set(session.scalars(select(Tenant.id).where(Tenant.site == site))),
+        charged=set(session.scalars(select(MeterCursor.meter).where(MeterCursor.site == site))),
+    )
+
 
 #: Tenant policy overrides: empty means "the site's default".
 POLICY_KEYS = (
@@ -178,13 +209,34 @@ class _SiteSubentryFlow(ConfigSubentryFlow):
             return str(err) or type(err).__name__
         return None
 
-    def _new_id(self, name: str, taken: set[str]) -> str | None:
-        """An id from the name (kept on reconfigure), or None when another item has it."""
+    async def _history(self) -> StoredIds | None:
+        """Meter and tenant ids the site's database knows, or None when the site is not loaded."""
+        entry = self._get_entry()
+        if entry.state is not ConfigEntryState.LOADED:
+            return None
+        store: Store = entry.runtime_data.store
+        return await store.run(stored_ids, entry.entry_id)
+
+    async def _new_id(self, name: str, taken: set[str], kind: str = "") -> str | None:
+        """An id from the name (kept on reconfigure), or None when another item has it.
+
+        An id a deleted meter or tenant had in the database gets a number
+        added, so a new meter does not continue an old counter and a new
+        tenant does not open an old (perhaps closed) wallet.
+        """
         current = self._current()
         if current is not None:
             return str(current.data["id"])
-        ident = slugify(name)
-        return None if not ident or ident in taken else ident
+        ident = slugify(name)[:MAX_ID]
+        if not ident or ident in taken:
+            return None
+        history = await self._history() if kind else None
+        used: set[str] = getattr(history, kind) if history is not None else set()
+        base, n = ident, 1
+        while ident in used or ident in taken:
+            n += 1
+            ident = f"{base}_{n}"
+        return ident
 
     def _finish(
         self, title: str, data: dict[str, Any], unique_id: str | None = None
@@ -216,7 +268,7 @@ class MeterSubentryFlow(_SiteSubentryFlow):
         errors: dict[str, str] = {}
         if user_input is not None:
             taken = {str(m["id"]) for m in self._options().get(CONF_METERS, [])}
-            ident = self._new_id(user_input["name"], taken)
+            ident = await self._new_id(user_input["name"], taken, "meters")
             if ident is None:
                 errors["name"] = "name_taken"
             else:
@@ -289,6 +341,8 @@ class MeterSubentryFlow(_SiteSubentryFlow):
                 placeholders["error"] = str(err)
             if profile is not None and profile.utility != data["utility"]:
                 errors["profile"] = "utility_mismatch"
+            if not errors and await self._counter_would_change(data):
+                errors["base"] = "meter_charged"
             if not errors and profile is not None:
                 if problem := self._site_problem(SUBENTRY_METER, data):
                     errors["base"] = "invalid_site"
@@ -319,6 +373,22 @@ class MeterSubentryFlow(_SiteSubentryFlow):
             errors=errors,
             description_placeholders=placeholders,
         )
+
+    async def _counter_would_change(self, data: Mapping[str, Any]) -> bool:
+        """Whether a reconfigure points a meter that has charged at another counter.
+
+        The charge cursor is the last counter value charged; another meter (or
+        ratio) behind the same id would be charged the difference. Replacing a
+        meter is adding a new one and moving the tenant to it.
+        """
+        current = self._current()
+        if current is None:
+            return False
+        old = {k: current.data.get(k) for k in COUNTER_FIELDS}
+        if old == {k: data.get(k) for k in COUNTER_FIELDS}:
+            return False
+        history = await self._history()
+        return history is None or str(data["id"]) in history.charged
 
     async def _test_read(
         self, site: SiteConfig, data: Mapping[str, Any], profile: MeterProfile
@@ -378,6 +448,8 @@ class MeterSubentryFlow(_SiteSubentryFlow):
                 ).read()
             except MeterIOError:
                 errors["base"] = "entity_not_answering"
+            if not errors and await self._counter_would_change(data):
+                errors["base"] = "meter_charged"
             if not errors and (problem := self._site_problem(SUBENTRY_METER, data)):
                 errors["base"] = "invalid_site"
                 placeholders["error"] = problem
@@ -428,7 +500,7 @@ class TenantSubentryFlow(_SiteSubentryFlow):
         own = str(current.data["id"]) if current else None
         if user_input is not None:
             taken = {str(t["id"]) for t in options.get(CONF_TENANTS, [])}
-            ident = self._new_id(user_input["name"], taken)
+            ident = await self._new_id(user_input["name"], taken, "tenants")
             if ident is None:
                 errors["name"] = "name_taken"
             data: dict[str, Any] = {
@@ -614,7 +686,7 @@ class TariffSubentryFlow(_SiteSubentryFlow):
         current = self._current()
         entry = self._get_entry()
         if user_input is not None:
-            ident = self._new_id(user_input["name"], set(options.get(OPT_TARIFFS) or {}))
+            ident = await self._new_id(user_input["name"], set(options.get(OPT_TARIFFS) or {}))
             if ident is None:
                 errors["name"] = "name_taken"
             others_default = [

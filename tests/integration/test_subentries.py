@@ -201,17 +201,38 @@ async def test_meter_reconfigure_keeps_its_id_and_renames_the_device(
     result = await submit(
         hass, result, {"name": "Shop A1", "utility": "electricity", "source": "modbus"}
     )
-    done = await submit(
-        hass, result, {"bus": "default", "device_id": 1, "profile": "simulator", "multiplier": "2"}
-    )
+    # The meter has charged from its counter: another ratio would charge the difference.
+    modbus = {"bus": "default", "device_id": 1, "profile": "simulator"}
+    bad = await submit(hass, result, {**modbus, "multiplier": "2"})
+    assert bad["errors"] == {"base": "meter_charged"}
+    bad = await submit(hass, result, {**modbus, "device_id": 2})
+    assert bad["errors"] == {"base": "meter_charged"}
+    done = await submit(hass, result, modbus)
     assert done["type"] is FlowResultType.ABORT
     assert done["reason"] == "reconfigure_successful"
     await hass.async_block_till_done()
     assert sub.subentry_id in site.subentries
     assert site.subentries[sub.subentry_id].title == "Shop A1"
     meter = site.runtime_data.site.meters[0]
-    assert (meter.id, meter.name, meter.multiplier) == ("shop_a", "Shop A1", "2")
+    assert (meter.id, meter.name, meter.multiplier) == ("shop_a", "Shop A1", "1")
     assert device(hass, site, "meter", "shop_a").name == "Shop A1 meter"
+
+
+async def test_a_meter_deleted_and_added_again_starts_a_new_counter(
+    hass: HomeAssistant, site: MockConfigEntry
+) -> None:
+    sub = await add_meter(hass, site, "Shop A", 1)
+    hass.config_entries.async_remove_subentry(site, sub.subentry_id)
+    await hass.async_block_till_done()
+    again = await add_meter(hass, site, "Shop A", 2)
+    assert again.data["id"] == "shop_a_2"
+    assert [m.id for m in site.runtime_data.site.meters] == ["shop_a_2"]
+    # A tenant's id is not reused either: the old wallet stays the old tenant's.
+    await add_tenant(hass, site, "Noodle Bar", ["shop_a_2"])
+    tenant = subentry(site, "Noodle Bar")
+    hass.config_entries.async_remove_subentry(site, tenant.subentry_id)
+    await hass.async_block_till_done()
+    assert (await add_tenant(hass, site, "Noodle Bar", [])).data["id"] == "noodle_bar_2"
 
 
 # --------------------------------------------------------------------------- tenants
