@@ -510,7 +510,6 @@ class TenantSubentryFlow(_SiteSubentryFlow):
                 CONF_BILLING_MODE: user_input.get(CONF_BILLING_MODE, "prepaid"),
                 "language": user_input.get("language", "en"),
                 "contact": user_input.get("contact", ""),
-                CONF_CUT_OFF_WHEN_OVERDUE: bool(user_input.get(CONF_CUT_OFF_WHEN_OVERDUE)),
             }
             if user_input.get("tariff"):
                 data["tariff"] = user_input["tariff"]
@@ -530,6 +529,8 @@ class TenantSubentryFlow(_SiteSubentryFlow):
             for key in (CONF_DAYS_LEFT_LEVEL, CONF_GRACE_MINUTES):
                 if key in policy:
                     policy[key] = int(policy[key])
+            if user_input.get(CONF_CUT_OFF_WHEN_OVERDUE):
+                policy[CONF_CUT_OFF_WHEN_OVERDUE] = True
             errors.update(policy_errors({**options, **policy}, str(self.hass.config.time_zone)))
             data[CONF_POLICY] = policy
             if not errors and (problem := self._site_problem(SUBENTRY_TENANT, data)):

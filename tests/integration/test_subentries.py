@@ -268,6 +268,7 @@ async def test_tenant_form_errors_then_tenant_with_overrides(
             "warning_levels": "80",
             "credit_limit": "10",
             "move_in": "2026-11-01",
+            "cut_off_when_overdue": True,
         },
     )
     assert done["type"] is FlowResultType.CREATE_ENTRY
@@ -277,6 +278,7 @@ async def test_tenant_form_errors_then_tenant_with_overrides(
     assert (tenant.id, tenant.meters) == ("noodle_bar", ("shop_a",))
     assert tenant.warnings.balances == (Decimal(80),)
     assert tenant.policy.cut_off_at == Decimal(-10)
+    assert tenant.cut_off_when_overdue
     spec = site_options(site)["tenants"][0]
     assert spec["fees"] == [{"name": "Management fee", "amount": "50", "per": "month"}]
     assert (spec["billing"], spec["language"], spec["floor_area"]) == (
