@@ -7,6 +7,8 @@ coordinator, the sharing runner and the actions read a site one way only.
 
 Each sub-entry's data is already in its option shape:
 
+``bus``
+    a `BusConfig` dict (``id``, ``kind``, ``host``/``port`` or ``serial_port``...).
 ``meter``
     a `MeterConfig` dict (``id``, ``name``, ``bus``, ``device_id``, ...).
 ``tenant``
@@ -22,8 +24,9 @@ Each sub-entry's data is already in its option shape:
     time, so a tenant's edit reaches its rules.
 
 References from a sub-entry to a sub-entry that was deleted (a removed meter
-in a tenant's list, a removed tariff) are dropped here: deleting a meter
-unassigns it rather than breaking the site.
+in a tenant's list, a removed tariff, the bus of a meter) are dropped here:
+deleting a meter unassigns it, deleting a bus removes its meters, rather than
+breaking the site.
 """
 
 from __future__ import annotations
@@ -41,12 +44,13 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 
-from .const import CONF_METERS, CONF_TENANTS, DOMAIN
+from .const import CONF_BUSES, CONF_METERS, CONF_TENANTS, DEFAULT_BUS, DOMAIN
 
 SUBENTRY_METER: Final = "meter"
 SUBENTRY_TENANT: Final = "tenant"
 SUBENTRY_TARIFF: Final = "tariff"
 SUBENTRY_SHARING: Final = "sharing_rule"
+SUBENTRY_BUS: Final = "bus"
 
 #: Option keys the sharing runner and the tariff wiring read.
 OPT_TARIFFS: Final = "tariffs"
@@ -72,8 +76,16 @@ def merge_subentries(
     for sub in subs:
         of_type.setdefault(sub.subentry_type, []).append(sub.data)
 
+    buses = [dict(b) for b in opts.get(CONF_BUSES, [])]
+    buses += [_spec(data) for data in of_type.get(SUBENTRY_BUS, [])]
+    bus_ids = {DEFAULT_BUS} | {str(b.get("id")) for b in buses}
+
     meters = [dict(m) for m in opts.get(CONF_METERS, [])]
-    meters += [_spec(data) for data in of_type.get(SUBENTRY_METER, [])]
+    meters += [
+        _spec(data)
+        for data in of_type.get(SUBENTRY_METER, [])
+        if data.get("source") == "entity" or data.get("bus", DEFAULT_BUS) in bus_ids
+    ]
     meter_ids = {str(m.get("id")) for m in meters}
 
     tariffs = dict(opts.get(OPT_TARIFFS) or {})
@@ -98,6 +110,8 @@ def merge_subentries(
         if master and master in meter_ids and not opts.get(OPT_MASTER_METER):
             opts[OPT_MASTER_METER] = master
 
+    if buses:
+        opts[CONF_BUSES] = buses
     opts[CONF_METERS] = meters
     opts[CONF_TENANTS] = tenants
     if tariffs:

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from .config_flow import parse_price, policy_errors
 from .const import (
     CONF_BILLING_MODE,
+    CONF_BUSES,
     CONF_CREDIT_LIMIT,
     CONF_CUT_OFF_WHEN_OVERDUE,
     CONF_DAYS_LEFT_LEVEL,
@@ -50,7 +51,7 @@ from .const import (
 from .coordinator import SiteConfig
 from .engine.sharing import SharingError, sharing_rule_from_dict
 from .engine.tariffs import DEMAND_WINDOWS, TariffError, tariff_from_dict
-from .meters.modbus import MeterIOError, ModbusBus
+from .meters.modbus import BusConfig, MeterIOError, ModbusBus
 from .meters.profiles import (
     CUSTOM,
     MeterProfile,
@@ -67,6 +68,7 @@ from .subentries import (
     OPT_MASTER_METER,
     OPT_SHARING_RULES,
     OPT_TARIFFS,
+    SUBENTRY_BUS,
     SUBENTRY_METER,
     SUBENTRY_SHARING,
     SUBENTRY_TARIFF,
@@ -252,6 +254,138 @@ class _SiteSubentryFlow(ConfigSubentryFlow):
             **(dict(current.data.get("form", current.data)) if current else {}),
             **(user_input or {}),
         }
+
+
+# --------------------------------------------------------------------------- buses
+
+
+class BusSubentryFlow(_SiteSubentryFlow):
+    """Another bus: an RS-485 line on a serial port, or a Modbus TCP or RTU-over-TCP gateway."""
+
+    def __init__(self) -> None:
+        self._basics: dict[str, Any] = {}
+        self._errors: dict[str, str] = {}
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Name and kind of the bus."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            taken = {DEFAULT_BUS} | {str(b["id"]) for b in self._options().get(CONF_BUSES, [])}
+            ident = await self._new_id(user_input["name"], taken)
+            if ident is None:
+                errors["name"] = "name_taken"
+            else:
+                self._basics = {**user_input, "id": ident}
+                if user_input["kind"] == "serial":
+                    return await self.async_step_serial()
+                return await self.async_step_network()
+        schema = vol.Schema(
+            {
+                vol.Required("name"): str,
+                vol.Required("kind", default="tcp"): _select(
+                    ["tcp", "rtu_over_tcp", "serial"], key="bus_kind"
+                ),
+            }
+        )
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(schema, self._suggested(user_input)),
+            errors=errors,
+        )
+
+    async_step_reconfigure = async_step_user
+
+    async def async_step_network(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Host and port of a gateway."""
+        if user_input is not None:
+            data = {
+                "host": user_input["host"],
+                "port": int(user_input["port"]),
+                "timeout": float(user_input.get("timeout", 3)),
+            }
+            if (result := await self._save(data, user_input, "network")) is not None:
+                return result
+        schema = vol.Schema(
+            {
+                vol.Required("host"): str,
+                vol.Required("port", default=502): vol.All(
+                    vol.Coerce(int), vol.Range(min=1, max=65535)
+                ),
+                vol.Optional("timeout", default=3): vol.All(
+                    vol.Coerce(float), vol.Range(min=0.1, max=30)
+                ),
+            }
+        )
+        return self.async_show_form(
+            step_id="network",
+            data_schema=self.add_suggested_values_to_schema(schema, self._suggested(user_input)),
+            errors=self._errors,
+        )
+
+    async def async_step_serial(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Serial port and line settings of an RS-485 adapter."""
+        if user_input is not None:
+            data = {
+                "serial_port": user_input["serial_port"],
+                "baudrate": int(user_input["baudrate"]),
+                "parity": user_input["parity"],
+                "bytesize": int(user_input["bytesize"]),
+                "stopbits": int(user_input["stopbits"]),
+                "timeout": float(user_input.get("timeout", 1)),
+            }
+            if (result := await self._save(data, user_input, "serial")) is not None:
+                return result
+        schema = vol.Schema(
+            {
+                vol.Required("serial_port"): str,
+                vol.Required("baudrate", default="9600"): _select(
+                    ["1200", "2400", "4800", "9600", "19200", "38400", "57600", "115200"]
+                ),
+                vol.Required("parity", default="N"): _select(["N", "E", "O"], key="parity"),
+                vol.Required("bytesize", default="8"): _select(["7", "8"]),
+                vol.Required("stopbits", default="1"): _select(["1", "2"]),
+                vol.Optional("timeout", default=1): vol.All(
+                    vol.Coerce(float), vol.Range(min=0.1, max=30)
+                ),
+            }
+        )
+        return self.async_show_form(
+            step_id="serial",
+            data_schema=self.add_suggested_values_to_schema(schema, self._suggested(user_input)),
+            errors=self._errors,
+        )
+
+    async def _save(
+        self, fields: dict[str, Any], user_input: dict[str, Any], step: str
+    ) -> SubentryFlowResult | None:
+        """Check the bus is free and answers; save it, or keep the form's errors."""
+        data = {"id": self._basics["id"], "kind": self._basics["kind"], **fields}
+        config = BusConfig.from_dict({**data, "retries": 0})
+        entry = self._get_entry()
+        others = [
+            BusConfig.from_dict(b)
+            for b in self._options().get(CONF_BUSES, [])
+            if b.get("id") != data["id"]
+        ]
+        own = BusConfig(host=entry.data["host"], port=int(entry.data["port"]))
+        self._errors = {}
+        if any(b.label == config.label for b in [own, *others]):
+            self._errors["base"] = "bus_in_use"
+            return None
+        bus = ModbusBus(config)
+        try:
+            await bus.check()
+        except MeterIOError:
+            self._errors["base"] = "cannot_connect"
+            return None
+        finally:
+            bus.close()
+        form = {**self._basics, **user_input}
+        return self._finish(self._basics["name"], {**data, "form": form}, f"bus_{data['id']}")
 
 
 # --------------------------------------------------------------------------- meters
@@ -894,6 +1028,7 @@ class SharingRuleSubentryFlow(_SiteSubentryFlow):
 
 
 SUBENTRY_FLOWS: dict[str, type[ConfigSubentryFlow]] = {
+    SUBENTRY_BUS: BusSubentryFlow,
     SUBENTRY_METER: MeterSubentryFlow,
     SUBENTRY_TENANT: TenantSubentryFlow,
     SUBENTRY_TARIFF: TariffSubentryFlow,

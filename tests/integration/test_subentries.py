@@ -8,6 +8,7 @@ and removing it removes them.
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from decimal import Decimal
 from typing import Any
 
@@ -26,7 +27,8 @@ from custom_components.prepaid_meter.engine.tariffs import tariff_from_dict
 from custom_components.prepaid_meter.meters.reader import EntityMeter
 from custom_components.prepaid_meter.subentries import site_options
 from custom_components.prepaid_meter.subentry_flows import FIRST_EFFECTIVE
-from devtools.simulator import MeterSimulator
+from devtools.simulator import MeterSimulator, SimulatedMeter
+from devtools.simulator.server import _free_port
 from devtools.site import site_entry
 
 
@@ -233,6 +235,68 @@ async def test_a_meter_deleted_and_added_again_starts_a_new_counter(
     hass.config_entries.async_remove_subentry(site, tenant.subentry_id)
     await hass.async_block_till_done()
     assert (await add_tenant(hass, site, "Noodle Bar", [])).data["id"] == "noodle_bar_2"
+
+
+async def test_a_gateway_bus_and_a_meter_on_it(hass: HomeAssistant, site: MockConfigEntry) -> None:
+    gateway = MeterSimulator(
+        [SimulatedMeter(device_id=7, energy_centi_kwh=700_007)], transport="rtu_over_tcp"
+    )
+    await gateway.start()
+    try:
+        result = await start(hass, site, "bus")
+        result = await submit(hass, result, {"name": "Gateway 2", "kind": "rtu_over_tcp"})
+        assert result["step_id"] == "network"
+        bad = await submit(hass, result, {"host": "127.0.0.1", "port": _free_port("127.0.0.1")})
+        assert bad["errors"] == {"base": "cannot_connect"}
+        bad = await submit(hass, result, {"host": site.data["host"], "port": site.data["port"]})
+        assert bad["errors"] == {"base": "bus_in_use"}
+        done = await submit(hass, result, {"host": gateway.host, "port": gateway.port})
+        assert done["type"] is FlowResultType.CREATE_ENTRY
+        await hass.async_block_till_done()
+        assert [b.kind for b in site.runtime_data.site.buses] == ["tcp", "rtu_over_tcp"]
+
+        result = await start(hass, site, "meter")
+        result = await submit(
+            hass, result, {"name": "Far shop", "utility": "electricity", "source": "modbus"}
+        )
+        done = await submit(
+            hass, result, {"bus": "gateway_2", "device_id": 7, "profile": "simulator"}
+        )
+        assert done["type"] is FlowResultType.CREATE_ENTRY
+        await hass.async_block_till_done()
+        sample = site.runtime_data.coordinator.data.meters["far_shop"].sample
+        assert sample is not None
+        assert sample.energy >= Decimal("7000.07")
+
+        # Deleting the bus takes its meters with it, and the site still loads.
+        hass.config_entries.async_remove_subentry(site, subentry(site, "Gateway 2").subentry_id)
+        await hass.async_block_till_done()
+        assert site.state is ConfigEntryState.LOADED
+        assert site.runtime_data.site.meters == ()
+        assert device(hass, site, "meter", "far_shop") is None
+    finally:
+        await gateway.stop()
+
+
+async def test_a_serial_bus_that_cannot_be_opened_is_refused(
+    hass: HomeAssistant, site: MockConfigEntry, tmp_path: Path
+) -> None:
+    result = await start(hass, site, "bus")
+    result = await submit(hass, result, {"name": "Line 1", "kind": "serial"})
+    assert result["step_id"] == "serial"
+    bad = await submit(
+        hass,
+        result,
+        {
+            "serial_port": str(tmp_path / "ttyNONE"),
+            "baudrate": "9600",
+            "parity": "N",
+            "bytesize": "8",
+            "stopbits": "1",
+        },
+    )
+    assert bad["errors"] == {"base": "cannot_connect"}
+    assert not site.subentries
 
 
 # --------------------------------------------------------------------------- tenants
