@@ -8,8 +8,8 @@ and removing it removes them.
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
