@@ -16,6 +16,7 @@ from typing import Any
 import voluptuous as vol
 from homeassistant.config_entries import (
     ConfigEntry,
+    ConfigEntryState,
     ConfigFlow,
     ConfigFlowResult,
     ConfigSubentryFlow,
@@ -24,6 +25,8 @@ from homeassistant.config_entries import (
 from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
 from homeassistant.core import callback
 from homeassistant.helpers import selector
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from .const import (
     CONF_BILLING_DAY,
@@ -54,6 +57,7 @@ from .engine.policy import PolicyError
 from .engine.warnings import parse_levels
 from .meters.modbus import MeterIOError, ModbusBus
 from .store import Store, StoreError
+from .store.models import JournalEntry
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -147,6 +151,23 @@ def _currency_errors(user_input: dict[str, Any]) -> dict[str, str]:
     return {}
 
 
+def _first_entry(session: Session, site: str) -> int | None:
+    return session.scalars(
+        select(JournalEntry.id).where(JournalEntry.site == site).limit(1)
+    ).first()
+
+
+async def _has_money(entry: ConfigEntry) -> bool:
+    """Whether the site's ledger has an entry (unknown, so True, when the site is not loaded).
+
+    A ledger's amounts are in the site's currency: it changes only before any money moved.
+    """
+    if entry.state is not ConfigEntryState.LOADED:
+        return True
+    store: Store = entry.runtime_data.store
+    return await store.run(_first_entry, entry.entry_id) is not None
+
+
 class PrepaidMeterConfigFlow(ConfigFlow, domain=DOMAIN):
     """Create a site: connection first (tested), then the building."""
 
@@ -222,6 +243,12 @@ class PrepaidMeterConfigFlow(ConfigFlow, domain=DOMAIN):
                 ):
                     return self.async_abort(reason="already_configured")
             errors = _currency_errors(user_input) or await self._connection_errors(user_input)
+            if (
+                not errors
+                and str(user_input[CONF_CURRENCY]).upper() != entry.data[CONF_CURRENCY]
+                and await _has_money(entry)
+            ):
+                errors[CONF_CURRENCY] = "currency_in_use"
             if not errors:
                 data = {**entry.data, **_site_data(user_input)}
                 if not user_input.get(CONF_DATABASE_URL):

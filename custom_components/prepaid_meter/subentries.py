@@ -61,13 +61,18 @@ OPT_MASTER_METER: Final = "master_meter"
 
 def site_options(entry: ConfigEntry[Any]) -> dict[str, Any]:
     """The entry's options with its sub-entries merged in (see the module docstring)."""
-    return merge_subentries(entry.options, entry.subentries.values())
+    return merge_subentries(entry.options, entry.subentries.values(), entry.data.get("currency"))
 
 
 def merge_subentries(
-    options: Mapping[str, Any], subentries: Iterable[ConfigSubentry]
+    options: Mapping[str, Any],
+    subentries: Iterable[ConfigSubentry],
+    currency: str | None = None,
 ) -> dict[str, Any]:
-    """Options plus sub-entries, in the option shapes; the inputs are not changed."""
+    """Options plus sub-entries, in the option shapes; the inputs are not changed.
+
+    Tariff sub-entries are priced in the site's ``currency`` when it is given.
+    """
     subs = list(subentries)
     if not subs:
         return dict(options)
@@ -91,6 +96,8 @@ def merge_subentries(
     tariffs = dict(opts.get(OPT_TARIFFS) or {})
     for data in of_type.get(SUBENTRY_TARIFF, []):
         tariffs[str(data["id"])] = dict(data["tariff"])
+        if currency:
+            tariffs[str(data["id"])]["currency"] = currency
         if data.get("default"):
             opts[OPT_TARIFF] = str(data["id"])
 

@@ -182,7 +182,9 @@ class _SiteSubentryFlow(ConfigSubentryFlow):
 
     def _options(self) -> dict[str, Any]:
         entry = self._get_entry()
-        return merge_subentries(entry.options, entry.subentries.values())
+        return merge_subentries(
+            entry.options, entry.subentries.values(), entry.data.get("currency")
+        )
 
     def _current(self) -> ConfigSubentry | None:
         return self._get_reconfigure_subentry() if self.source == SOURCE_RECONFIGURE else None
@@ -200,7 +202,7 @@ class _SiteSubentryFlow(ConfigSubentryFlow):
                 unique_id=None,
             )
         )
-        options = merge_subentries(entry.options, subs)
+        options = merge_subentries(entry.options, subs, entry.data.get("currency"))
         tz = str(self.hass.config.time_zone)
         try:
             site = SiteConfig.from_options(entry.data, options, tz)

@@ -193,3 +193,31 @@ async def test_options_flow_saves_billing_day_and_refuses_a_bad_price(
     assert entry.options["billing_day"] == 25
     assert entry.runtime_data.site.scan_interval == 10
     assert len(entry.options["meters"]) == 3
+
+
+async def test_currency_changes_only_before_money_moved(
+    hass: HomeAssistant, simulator: MeterSimulator, db_url: str
+) -> None:
+    entry = await _loaded(hass, site_entry(simulator, db_url))
+    site = {"host": "127.0.0.1", "port": simulator.port, "database_url": db_url}
+    # Before any money: a typo in the currency may be fixed.
+    result = await entry.start_reconfigure_flow(hass)
+    done = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**site, "currency": "hkd"}
+    )
+    assert done["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert entry.runtime_data.site.currency == "HKD"
+    await hass.services.async_call(
+        DOMAIN,
+        "top_up",
+        {"tenant": "t1", "amount": "10", "method": "cash", "reference": "r1"},
+        blocking=True,
+        return_response=True,
+    )
+    result = await entry.start_reconfigure_flow(hass)
+    bad = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**site, "currency": "USD"}
+    )
+    assert bad["errors"] == {"currency": "currency_in_use"}
+    assert entry.data["currency"] == "HKD"
