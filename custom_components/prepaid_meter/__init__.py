@@ -9,6 +9,7 @@ from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.typing import ConfigType
 
@@ -27,6 +28,11 @@ from .meters.reader import EntityMeter, MeterReader, ModbusMeter
 from .services import async_setup_bill_services, async_setup_services, async_setup_supply_services
 from .sharing_runner import async_setup_sharing_service, async_start_sharing, validate_sharing
 from .store import Store, StoreError
+from .subentries import (
+    async_reload_on_subentry_change,
+    async_remove_stale_devices,
+    device_identifiers,
+)
 from .tariff_config import TariffConfigError
 from .tenant_page import async_setup_tenant_page
 
@@ -132,6 +138,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: PrepaidConfigEntry) -> b
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     async_start_sharing(hass, entry, sharing)
     async_start_billing(hass, entry)
+    async_remove_stale_devices(hass, entry, _live_devices(entry, site))
+    async_reload_on_subentry_change(hass, entry)
 
     async def _async_close_on_stop(_event: Event) -> None:
         # Entries are not unloaded when Home Assistant stops: close the store's
@@ -150,6 +158,24 @@ async def async_remove_entry(hass: HomeAssistant, entry: PrepaidConfigEntry) -> 
     for domain, issue_id in list(ir.async_get(hass).issues):
         if domain == DOMAIN and entry.entry_id in issue_id:
             ir.async_delete_issue(hass, DOMAIN, issue_id)
+
+
+def _live_devices(entry: PrepaidConfigEntry, site: SiteConfig) -> set[str]:
+    return device_identifiers(
+        entry.entry_id, (m.id for m in site.meters), (t.id for t in site.tenants)
+    )
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: PrepaidConfigEntry, device: dr.DeviceEntry
+) -> bool:
+    """A device may be deleted by hand once its meter or tenant is no longer configured."""
+    try:
+        site = SiteConfig.from_entry(entry, hass.config.time_zone)
+    except (ValueError, TypeError, KeyError):
+        return True
+    live = _live_devices(entry, site)
+    return not any(domain == DOMAIN and ident in live for domain, ident in device.identifiers)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: PrepaidConfigEntry) -> bool:

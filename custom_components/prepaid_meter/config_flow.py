@@ -1,24 +1,39 @@
-"""Set-up in the UI: a site (its Modbus bus), then its meters and tenants.
+"""Set-up in the UI: a site (its Modbus bus and database), then its meters and tenants.
 
-The skeleton's building step creates one tenant per meter; sub-entries for
-meters, tenants, tariffs and sharing rules replace it in the full UI.
+The building step creates one meter and one tenant per device id in the
+options, for a quick start; meters, tenants, tariffs and sharing rules are
+then added and edited as sub-entries (``subentry_flows.py``). The site's
+connection is changed by the reconfigure flow, its billing defaults by the
+options flow.
 """
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import voluptuous as vol
-from homeassistant.config_entries import ConfigFlow, ConfigFlowResult, OptionsFlowWithReload
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigEntryState,
+    ConfigFlow,
+    ConfigFlowResult,
+    ConfigSubentryFlow,
+    OptionsFlowWithReload,
+)
 from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PORT
 from homeassistant.core import callback
 from homeassistant.helpers import selector
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from .const import (
+    CONF_BILLING_DAY,
     CONF_CREDIT_LIMIT,
     CONF_CURRENCY,
     CONF_CUT_OFF_ENABLED,
+    CONF_DATABASE_URL,
     CONF_DAYS_LEFT_LEVEL,
     CONF_DEVICE_IDS,
     CONF_EMERGENCY_CREDIT,
@@ -31,6 +46,7 @@ from .const import (
     CONF_SCAN_INTERVAL,
     CONF_TENANTS,
     CONF_WARNING_LEVELS,
+    DEFAULT_BILLING_DAY,
     DEFAULT_PORT,
     DEFAULT_PROFILE,
     DEFAULT_SCAN_INTERVAL,
@@ -40,6 +56,10 @@ from .coordinator import PrepaidConfigEntry, policy_from_options
 from .engine.policy import PolicyError
 from .engine.warnings import parse_levels
 from .meters.modbus import MeterIOError, ModbusBus
+from .store import Store, StoreError
+from .store.models import JournalEntry
+
+_LOGGER = logging.getLogger(__name__)
 
 
 def parse_device_ids(text: str) -> list[int]:
@@ -117,6 +137,37 @@ def building(device_ids: list[int], prefix: str) -> dict[str, list[dict[str, Any
     return {CONF_METERS: meters, CONF_TENANTS: tenants}
 
 
+def _site_data(user_input: dict[str, Any]) -> dict[str, Any]:
+    data = {k: v for k, v in user_input.items() if v not in (None, "")}
+    data[CONF_PORT] = int(data[CONF_PORT])
+    data[CONF_CURRENCY] = str(data[CONF_CURRENCY]).upper()
+    return data
+
+
+def _currency_errors(user_input: dict[str, Any]) -> dict[str, str]:
+    currency = str(user_input.get(CONF_CURRENCY, ""))
+    if len(currency) != 3 or not currency.isalpha():
+        return {CONF_CURRENCY: "invalid_currency"}
+    return {}
+
+
+def _first_entry(session: Session, site: str) -> int | None:
+    return session.scalars(
+        select(JournalEntry.id).where(JournalEntry.site == site).limit(1)
+    ).first()
+
+
+async def _has_money(entry: ConfigEntry) -> bool:
+    """Whether the site's ledger has an entry (unknown, so True, when the site is not loaded).
+
+    A ledger's amounts are in the site's currency: it changes only before any money moved.
+    """
+    if entry.state is not ConfigEntryState.LOADED:
+        return True
+    store: Store = entry.runtime_data.store
+    return await store.run(_first_entry, entry.entry_id) is not None
+
+
 class PrepaidMeterConfigFlow(ConfigFlow, domain=DOMAIN):
     """Create a site: connection first (tested), then the building."""
 
@@ -125,6 +176,39 @@ class PrepaidMeterConfigFlow(ConfigFlow, domain=DOMAIN):
     def __init__(self) -> None:
         self._site: dict[str, Any] = {}
 
+    async def _connection_errors(self, user_input: dict[str, Any]) -> dict[str, str]:
+        """Test the Modbus connection and the database (if a URL is given)."""
+        errors: dict[str, str] = {}
+        bus = ModbusBus.tcp(user_input[CONF_HOST], int(user_input[CONF_PORT]), retries=0)
+        try:
+            await bus.check()
+        except MeterIOError:
+            errors["base"] = "cannot_connect"
+        finally:
+            bus.close()
+        if url := user_input.get(CONF_DATABASE_URL):
+            store = Store(str(url))
+            try:
+                await store.async_open()
+            except (StoreError, ValueError) as err:
+                _LOGGER.debug("database check failed: %s", err)
+                errors[CONF_DATABASE_URL] = "cannot_connect_database"
+            finally:
+                await store.async_close()
+        return errors
+
+    def _site_schema(self, currency: str) -> vol.Schema:
+        return vol.Schema(
+            {
+                vol.Required(CONF_HOST): str,
+                vol.Required(CONF_PORT, default=DEFAULT_PORT): vol.All(
+                    vol.Coerce(int), vol.Range(min=1, max=65535)
+                ),
+                vol.Required(CONF_CURRENCY, default=currency): str,
+                vol.Optional(CONF_DATABASE_URL): str,
+            }
+        )
+
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Name the site and give its Modbus TCP bus; the connection is tested."""
         errors: dict[str, str] = {}
@@ -132,29 +216,49 @@ class PrepaidMeterConfigFlow(ConfigFlow, domain=DOMAIN):
             self._async_abort_entries_match(
                 {CONF_HOST: user_input[CONF_HOST], CONF_PORT: user_input[CONF_PORT]}
             )
-            bus = ModbusBus.tcp(user_input[CONF_HOST], int(user_input[CONF_PORT]), retries=0)
-            try:
-                await bus.check()
-            except MeterIOError:
-                errors["base"] = "cannot_connect"
-            finally:
-                bus.close()
+            errors = _currency_errors(user_input) or await self._connection_errors(user_input)
             if not errors:
-                self._site = user_input
+                self._site = _site_data(user_input)
                 return await self.async_step_building()
-        schema = vol.Schema(
-            {
-                vol.Required(CONF_NAME): str,
-                vol.Required(CONF_HOST): str,
-                vol.Required(CONF_PORT, default=DEFAULT_PORT): vol.All(
-                    vol.Coerce(int), vol.Range(min=1, max=65535)
-                ),
-                vol.Required(CONF_CURRENCY, default=self.hass.config.currency): str,
-            }
+        schema = vol.Schema({vol.Required(CONF_NAME): str}).extend(
+            self._site_schema(self.hass.config.currency).schema
         )
         return self.async_show_form(
             step_id="user",
             data_schema=self.add_suggested_values_to_schema(schema, user_input),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Move the site to another host, port, currency or database; tested like a new one."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            for other in self._async_current_entries(include_ignore=False):
+                if other.entry_id != entry.entry_id and (
+                    other.data.get(CONF_HOST) == user_input[CONF_HOST]
+                    and int(other.data.get(CONF_PORT, 0)) == int(user_input[CONF_PORT])
+                ):
+                    return self.async_abort(reason="already_configured")
+            errors = _currency_errors(user_input) or await self._connection_errors(user_input)
+            if (
+                not errors
+                and str(user_input[CONF_CURRENCY]).upper() != entry.data[CONF_CURRENCY]
+                and await _has_money(entry)
+            ):
+                errors[CONF_CURRENCY] = "currency_in_use"
+            if not errors:
+                data = {**entry.data, **_site_data(user_input)}
+                if not user_input.get(CONF_DATABASE_URL):
+                    data.pop(CONF_DATABASE_URL, None)
+                return self.async_update_reload_and_abort(entry, data=data)
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                self._site_schema(entry.data[CONF_CURRENCY]), user_input or dict(entry.data)
+            ),
             errors=errors,
         )
 
@@ -196,6 +300,16 @@ class PrepaidMeterConfigFlow(ConfigFlow, domain=DOMAIN):
             errors=errors,
         )
 
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Meters, tenants, tariffs and sharing rules are sub-entries of a site."""
+        from .subentry_flows import SUBENTRY_FLOWS  # imports this module
+
+        return SUBENTRY_FLOWS
+
     @staticmethod
     @callback
     def async_get_options_flow(config_entry: PrepaidConfigEntry) -> PrepaidOptionsFlow:
@@ -225,6 +339,9 @@ class PrepaidOptionsFlow(OptionsFlowWithReload):
                         CONF_PRICE: str(price),
                         CONF_CUT_OFF_ENABLED: user_input[CONF_CUT_OFF_ENABLED],
                         CONF_SCAN_INTERVAL: int(user_input[CONF_SCAN_INTERVAL]),
+                        CONF_BILLING_DAY: int(
+                            user_input.get(CONF_BILLING_DAY, DEFAULT_BILLING_DAY)
+                        ),
                         **policy,
                     }
                 )
@@ -242,6 +359,7 @@ class PrepaidOptionsFlow(OptionsFlowWithReload):
                         mode=selector.NumberSelectorMode.BOX,
                     )
                 ),
+                vol.Optional(CONF_BILLING_DAY, default=DEFAULT_BILLING_DAY): _box(1, 31, "d"),
                 vol.Optional(CONF_WARNING_LEVELS): str,
                 vol.Optional(CONF_DAYS_LEFT_LEVEL): _box(0, 365, "d"),
                 vol.Optional(CONF_CREDIT_LIMIT): str,

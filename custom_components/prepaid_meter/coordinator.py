@@ -83,6 +83,7 @@ from .store import Store, ledger, period_charges, policy_state
 from .store.ledger import BalanceCache, MeterCharge, TopUpResult
 from .store.period_charges import has_period_charges
 from .store.tariffs import TariffVersionChanged, sync_tariffs
+from .subentries import site_options
 from .tariff_config import SiteTariffs, site_tariffs
 
 _LOGGER = logging.getLogger(__name__)
@@ -112,6 +113,8 @@ class MeterConfig:
     bus: str = DEFAULT_BUS
     #: ``modbus`` or ``entity`` (an existing Home Assistant energy sensor).
     source: str = "modbus"
+    #: ``electricity`` or ``water`` (what the meter counts).
+    utility: str = "electricity"
     #: Current and voltage transformer ratios and a multiplier, as decimal strings.
     ct_ratio: str = "1"
     pt_ratio: str = "1"
@@ -203,11 +206,18 @@ class SiteConfig:
     def from_entry(cls, entry: ConfigEntry[Any], tz: str = "UTC") -> SiteConfig:
         """Read the site from the entry's data (connection) and options (billing, building).
 
-        ``tz`` is Home Assistant's time zone, the clock of friendly hours.
+        ``tz`` is Home Assistant's time zone, the clock of friendly hours. Meters,
+        tenants, tariffs and sharing rules may be sub-entries (see ``subentries``).
         """
-        opts = entry.options
+        return cls.from_options(entry.data, site_options(entry), tz)
+
+    @classmethod
+    def from_options(
+        cls, data: Mapping[str, Any], opts: Mapping[str, Any], tz: str = "UTC"
+    ) -> SiteConfig:
+        """Read the site from connection data and merged options (raises ValueError)."""
         policy, _levels, _overdue = policy_from_options(opts, tz)
-        host, port = entry.data[CONF_HOST], int(entry.data[CONF_PORT])
+        host, port = data[CONF_HOST], int(data[CONF_PORT])
         # The entry's own TCP bus is ``default``; more buses (RTU over a serial
         # port, RTU-over-TCP gateways, more TCP gateways) come from the options,
         # where a bus with id ``default`` replaces the entry's (timeouts, kind).
@@ -216,9 +226,9 @@ class SiteConfig:
             bus = BusConfig.from_dict(spec)
             buses[bus.id] = bus
         price = Decimal(str(opts[CONF_PRICE]))
-        currency = entry.data[CONF_CURRENCY]
+        currency = data[CONF_CURRENCY]
         return cls(
-            name=entry.data[CONF_NAME],
+            name=data[CONF_NAME],
             host=host,
             port=port,
             buses=tuple(buses.values()),
@@ -469,7 +479,8 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         for meter in self.site.meters:
             by_bus.setdefault(meter.bus if meter.source == "modbus" else "", []).append(meter)
         await asyncio.gather(*(self._poll_bus(meters) for meters in by_bus.values()))
-        if not any(m.online for m in data.meters.values()):
+        # A site whose meters were all removed (sub-entries) is not unreachable.
+        if data.meters and not any(m.online for m in data.meters.values()):
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="bus_unreachable",

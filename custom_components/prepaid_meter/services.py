@@ -57,6 +57,7 @@ from .store import (
     reports,
 )
 from .store.ledger import FinalCharge, LedgerError, MoneyResult, Payment
+from .subentries import site_options
 
 ATTR_TENANT = "tenant"
 ATTR_AMOUNT = "amount"
@@ -610,7 +611,7 @@ def tenant_spec(entry: PrepaidConfigEntry, tenant: TenantConfig) -> bills.Tenant
     site = entry.runtime_data.site
     names = {m.id: m.name for m in site.meters}
     options: dict[str, Any] = next(
-        (t for t in entry.options.get(CONF_TENANTS, []) if t.get("id") == tenant.id), {}
+        (t for t in site_options(entry).get(CONF_TENANTS, []) if t.get("id") == tenant.id), {}
     )
     mode = str(options.get(CONF_BILLING_MODE, "prepaid"))
     # The tariff that charged the tenant (see ``tariff_config``), else the flat price.

@@ -75,6 +75,7 @@ from .engine.sharing import (
 )
 from .engine.tariffs import Tariff, TariffError, tariff_from_dict
 from .store import sharing as store_sharing
+from .subentries import site_options
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -340,7 +341,7 @@ async def async_share(
     runtime = entry.runtime_data
     site = runtime.site
     timezone = str(hass.config.time_zone)
-    config = sharing_config(entry.options, site, timezone)
+    config = sharing_config(site_options(entry), site, timezone)
     if not config.enabled:
         return []
     lo = min(p.start for p in periods.values())
@@ -516,7 +517,7 @@ def validate_sharing(
 ) -> SharingConfig:
     """Check the sharing options at setup; a bad option is a translated setup error."""
     try:
-        return sharing_config(entry.options, site, str(hass.config.time_zone))
+        return sharing_config(site_options(entry), site, str(hass.config.time_zone))
     except SharingConfigError as err:
         raise ConfigEntryError(
             translation_domain=DOMAIN,

@@ -58,6 +58,7 @@ from .engine.policy import SupplyState
 from .engine.tariffs import DynamicPrice, FlatPrice, Tariff, TariffError, TouPrice
 from .services import find_tenant
 from .store import bills, tenant_access
+from .subentries import site_options
 
 SERVICE_TENANT_LINK: Final = "tenant_link"
 SERVICE_ROTATE_TENANT_SECRET: Final = "rotate_tenant_secret"
@@ -676,7 +677,7 @@ def _loaded(hass: HomeAssistant) -> list[PrepaidConfigEntry]:
 def tenant_language(hass: HomeAssistant, entry: PrepaidConfigEntry, tenant: str) -> str:
     """The tenant's ``language`` option, else Home Assistant's language."""
     options: Mapping[str, Any] = next(
-        (t for t in entry.options.get(CONF_TENANTS, []) if t.get("id") == tenant), {}
+        (t for t in site_options(entry).get(CONF_TENANTS, []) if t.get("id") == tenant), {}
     )
     return language(str(options.get(CONF_LANGUAGE) or hass.config.language))
 
@@ -794,17 +795,6 @@ class TenantPageView(HomeAssistantView):
         return web.Response(
             text=html, content_type="text/html", charset="utf-8", headers=SECURITY_HEADERS
         )
-
-
-def _site_spec(hass: HomeAssistant, entry: PrepaidConfigEntry) -> bills.SiteSpec:
-    site = entry.runtime_data.site
-    return bills.SiteSpec(
-        site=entry.entry_id,
-        name=site.name,
-        currency=site.currency,
-        timezone=str(hass.config.time_zone),
-        price=site.price,
-    )
 
 
 class TenantBillView(HomeAssistantView):

@@ -343,6 +343,7 @@ def sync_site(
 
     ``meters`` are (id, name, device id, profile); ``tenants`` are (id, name,
     meter ids). Existing rows keep their history: a closed account stays closed.
+    A meter taken off a configured tenant's list ends its assignment now.
     """
     row = session.get(Site, site)
     if row is None:
@@ -357,12 +358,19 @@ def sync_site(
             )
         else:
             meter.name, meter.device_id, meter.profile = meter_name, device_id, profile
-    open_assignments = {
-        (a.meter, a.tenant)
+    open_rows = {
+        (a.meter, a.tenant): a
         for a in session.scalars(
             select(Assignment).where(Assignment.site == site, Assignment.end_at.is_(None))
         )
     }
+    open_assignments = set(open_rows)
+    tenants = list(tenants)
+    configured = {(m, t) for t, _name, meter_ids in tenants for m in meter_ids}
+    listed = {t for t, _name, _meters in tenants}
+    for (meter_id, tenant_id), assignment in open_rows.items():
+        if tenant_id in listed and (meter_id, tenant_id) not in configured:
+            assignment.end_at = at
     for tenant_id, tenant_name, meter_ids in tenants:
         tenant = session.get(Tenant, (site, tenant_id))
         if tenant is None:
