@@ -19,6 +19,7 @@ from .coordinator import (
     PrepaidRuntimeData,
     SiteConfig,
 )
+from .entity import async_register_devices
 from .meters.modbus import ModbusBus
 from .meters.profiles import CUSTOM, MeterProfile, ProfileError, load_profile, parse_profile
 from .meters.reader import EntityMeter, MeterReader, ModbusMeter
@@ -118,6 +119,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PrepaidConfigEntry) -> b
         _close_buses(buses)
         await store.async_close()
         raise
+    async_register_devices(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     async_start_sharing(hass, entry, sharing)
 

@@ -25,6 +25,7 @@ from homeassistant.util import dt as dt_util
 from sqlalchemy.orm import Session
 
 from .const import (
+    CONF_BILLING_DAY,
     CONF_BUSES,
     CONF_CREDIT_LIMIT,
     CONF_CURRENCY,
@@ -43,6 +44,7 @@ from .const import (
     CONF_SCAN_INTERVAL,
     CONF_TENANTS,
     CONF_WARNING_LEVELS,
+    DEFAULT_BILLING_DAY,
     DEFAULT_BUS,
     DEFAULT_FORECAST_DAYS,
     DEFAULT_OFFLINE_AFTER,
@@ -55,6 +57,7 @@ from .const import (
     EVENT_LOW_BALANCE,
     EVENT_RECONNECTED,
 )
+from .costs import CostBook
 from .engine.money import ZERO
 from .engine.policy import (
     SupplyPolicy,
@@ -313,6 +316,10 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         self._rechecks: dict[str, CALLBACK_TYPE] = {}
         self._balances = BalanceCache()
         self._cursors: dict[str, Decimal] = {}
+        #: Tenants' running costs (today, this period, in all) for the sensors.
+        self.costs = CostBook(
+            hass.config.time_zone, int(entry.options.get(CONF_BILLING_DAY, DEFAULT_BILLING_DAY))
+        )
         self.data = SiteData(
             meters={m.id: MeterState(offline_after=site.offline_after) for m in site.meters},
             tenants={t.id: TenantState() for t in site.tenants},
@@ -336,6 +343,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         for tenant_id, state in self.data.tenants.items():
             state.balance = balances.get(tenant_id, ZERO)
             self._restore(state, stored.get(tenant_id, policy_state.PolicyState()))
+        await self.costs.async_load(self.store, self.site_id)
         await self._refresh_forecast(dt_util.utcnow())
 
     @staticmethod
@@ -448,6 +456,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         for charge in charges:
             self._cursors[charge.meter] = charge.value
         self._set_balances(balances)
+        self.costs.charged(charges)
 
     def _counter_fell(self, meter: MeterConfig, previous: Decimal, value: Decimal) -> Decimal:
         """Energy used when a counter reads lower than before: the wrapped delta or nothing.
@@ -526,6 +535,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             before = {t: s.balance for t, s in self.data.tenants.items()}
             self._set_balances(balances)
             self._cursors = charged
+            await self.costs.async_catch_up(self.store, self.site_id)
             for tenant in self.site.tenants:
                 state = self.data.tenants[tenant.id]
                 row = stored.get(tenant.id, policy_state.PolicyState())
