@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -57,6 +57,10 @@ class MeterSensorDescription(SensorEntityDescription):
     """A meter value: which register of the sample it shows."""
 
     register: str
+    #: Per-phase values: the meter's total of the same quantity. Where the
+    #: meter has the total, the phases are off by default (the total is what
+    #: a landlord watches); where it has not, they are its only reading.
+    total: str | None = None
 
 
 def _phases(
@@ -64,7 +68,7 @@ def _phases(
     device_class: SensorDeviceClass,
     unit: str,
 ) -> tuple[MeterSensorDescription, ...]:
-    """Per-phase values of three-phase meters, off by default (the totals are what bills use)."""
+    """Per-phase values of three-phase meters, off by default where the meter has the total."""
     return tuple(
         MeterSensorDescription(
             key=f"{key}_l{n}",
@@ -75,6 +79,7 @@ def _phases(
             state_class=SensorStateClass.MEASUREMENT,
             native_unit_of_measurement=unit,
             entity_registry_enabled_default=False,
+            total=key,
         )
         for n in (1, 2, 3)
     )
@@ -272,11 +277,22 @@ async def async_setup_entry(
     for meter in coordinator.site.meters:
         names = coordinator.readers[meter.id].names
         entities.extend(
-            MeterSensor(coordinator, meter, d) for d in METER_SENSORS if d.register in names
+            MeterSensor(coordinator, meter, _for_meter(d, names))
+            for d in METER_SENSORS
+            if d.register in names
         )
     for tenant in coordinator.site.tenants:
         entities.extend(TenantSensor(coordinator, tenant, d) for d in TENANT_SENSORS)
     async_add_entities(entities)
+
+
+def _for_meter(
+    description: MeterSensorDescription, names: Collection[str]
+) -> MeterSensorDescription:
+    """A per-phase value is on by default on a meter without the total."""
+    if description.total is None or description.total in names:
+        return description
+    return replace(description, entity_registry_enabled_default=True)
 
 
 class _WritesOnChange(CoordinatorEntity[PrepaidCoordinator]):
