@@ -50,6 +50,8 @@ class CostBook:
         self._recent = CostTracker(tz, billing_day, now)
         self._after = 0
         self._closed: frozenset[str] = frozenset()
+        #: Sums handed out since the last change (a tenant has three cost sensors).
+        self._shown: dict[str, CostSums] = {}
 
     async def async_load(self, store: Store, site: str) -> None:
         """Read every cost posted so far (once, before any entity shows the sums)."""
@@ -78,24 +80,35 @@ class CostBook:
         for tenant, amount, at in rows:
             self._ledger.add(tenant, amount, at)
         self._recent = CostTracker(self._tz, self._billing_day, dt_util.utcnow())
+        self._shown.clear()
 
     def charged(self, charges: Iterable[MeterCharge]) -> None:
         """Count a poll's charges as the ledger took them (closed accounts take none)."""
         for charge in charges:
             if charge.amount and charge.tenant and charge.tenant not in self._closed:
                 self._recent.add(charge.tenant, charge.amount, charge.taken_at)
+        self._shown.clear()
 
     def sums(self, tenant: str, now: datetime) -> CostSums:
         """The tenant's costs as of ``now``."""
+        if now >= self._ledger.day_end or now >= self._recent.day_end:
+            self._ledger.roll(now)
+            self._recent.roll(now)
+            self._shown.clear()
+        if (shown := self._shown.get(tenant)) is not None:
+            return shown
         ledger, recent = self._ledger.sums(tenant, now), self._recent.sums(tenant, now)
         if not (recent.today or recent.period or recent.total):
-            return ledger
-        with localcontext(prec=EXACT_PRECISION):
-            return CostSums(
-                today=ledger.today + recent.today,
-                period=ledger.period + recent.period,
-                total=ledger.total + recent.total,
-            )
+            shown = ledger
+        else:
+            with localcontext(prec=EXACT_PRECISION):
+                shown = CostSums(
+                    today=ledger.today + recent.today,
+                    period=ledger.period + recent.period,
+                    total=ledger.total + recent.total,
+                )
+        self._shown[tenant] = shown
+        return shown
 
     def day_start(self, now: datetime) -> datetime:
         """When today's sum started (local midnight)."""

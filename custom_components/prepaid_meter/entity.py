@@ -66,7 +66,34 @@ def async_register_devices(hass: HomeAssistant, entry: PrepaidConfigEntry) -> No
         )
 
 
-class MeterEntity(CoordinatorEntity[PrepaidCoordinator]):
+class PrepaidEntity(CoordinatorEntity[PrepaidCoordinator]):
+    """An entity of the site; it can write its state only when what it shows changed.
+
+    A site of hundreds of meters updates every entity on every poll; most
+    values (voltage, relay, online, supply state) rarely move, and writing an
+    unchanged state still builds all its attributes. An entity that overrides
+    ``_compute`` (bring its values up to date, return what it shows) is
+    written only when that, or its availability, changed.
+    """
+
+    _shown: tuple[object, ...] | None = None
+
+    def _compute(self) -> tuple[object, ...] | None:
+        """Update the shown values and return them; None: write on every update."""
+        return None
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        shown = self._compute()
+        if shown is not None:
+            shown = (*shown, self.available)
+            if shown == self._shown:
+                return
+            self._shown = shown
+        self.async_write_ha_state()
+
+
+class MeterEntity(PrepaidEntity):
     """An entity of a sub-meter's device."""
 
     _attr_has_entity_name = True
@@ -88,7 +115,7 @@ class MeterEntity(CoordinatorEntity[PrepaidCoordinator]):
         return super().available and self.meter_state.online
 
 
-class TenantEntity(CoordinatorEntity[PrepaidCoordinator]):
+class TenantEntity(PrepaidEntity):
     """An entity of a tenant account's device."""
 
     _attr_has_entity_name = True

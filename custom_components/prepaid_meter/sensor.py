@@ -23,11 +23,10 @@ from homeassistant.const import (
     UnitOfPower,
     UnitOfTime,
 )
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
-from homeassistant.helpers.update_coordinator import CoordinatorEntity
 from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN
@@ -295,31 +294,7 @@ def _for_meter(
     return replace(description, entity_registry_enabled_default=True)
 
 
-class _WritesOnChange(CoordinatorEntity[PrepaidCoordinator]):
-    """Writes its state only when what it shows changed.
-
-    A site of hundreds of meters updates every entity on every poll; most
-    values (voltage, supply state, days left) rarely move, and writing an
-    unchanged state still builds all its attributes. ``_compute`` sets the
-    entity's ``_attr_*`` values and returns them; ``_shown`` is what was
-    written last.
-    """
-
-    _shown: tuple[object, ...] | None = None
-
-    def _compute(self) -> tuple[object, ...]:
-        raise NotImplementedError
-
-    @callback
-    def _handle_coordinator_update(self) -> None:
-        shown = (*self._compute(), self.available)
-        if shown == self._shown:
-            return
-        self._shown = shown
-        self.async_write_ha_state()
-
-
-class MeterSensor(MeterEntity, _WritesOnChange, SensorEntity):
+class MeterSensor(MeterEntity, SensorEntity):
     """A value read from a meter."""
 
     entity_description: MeterSensorDescription
@@ -342,7 +317,7 @@ class MeterSensor(MeterEntity, _WritesOnChange, SensorEntity):
         return (self._attr_native_value,)
 
 
-class TenantSensor(TenantEntity, _WritesOnChange, SensorEntity):
+class TenantSensor(TenantEntity, SensorEntity):
     """A value of a tenant account."""
 
     entity_description: TenantSensorDescription

@@ -48,7 +48,7 @@ class CostTracker:
 
     def roll(self, now: datetime) -> None:
         """Start a new day (and a new period when one begins) once ``now`` has reached it."""
-        if utc(now) < self.day_end:
+        if now < self.day_end:
             return
         self.day_start, self.day_end = day_bounds(local_date(now, self._zone), self._zone)
         new_period = utc(now) >= self.period_end
