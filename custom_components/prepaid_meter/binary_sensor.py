@@ -49,6 +49,3 @@ class OnlineSensor(MeterEntity, BinarySensorEntity):
     def is_on(self) -> bool:
         """Whether the meter answers."""
         return self.meter_state.online
-
-    def _compute(self) -> tuple[object, ...]:
-        return (self.is_on,)

@@ -6,6 +6,8 @@ device page lists the meters charged to its wallet.
 
 from __future__ import annotations
 
+from typing import Any
+
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
@@ -66,37 +68,37 @@ def async_register_devices(hass: HomeAssistant, entry: PrepaidConfigEntry) -> No
         )
 
 
-class PrepaidEntity(CoordinatorEntity[PrepaidCoordinator]):
-    """An entity of the site; it can write its state only when what it shows changed.
+class SiteEntity(CoordinatorEntity[PrepaidCoordinator]):
+    """An entity of the site's coordinator that writes its state only when it changed.
 
-    A site of hundreds of meters updates every entity on every poll; most
-    values (voltage, relay, online, supply state) rarely move, and writing an
-    unchanged state still builds all its attributes. An entity that overrides
-    ``_compute`` (bring its values up to date, return what it shows) is
-    written only when that, or its availability, changed.
+    A refresh touches every entity of the site (a thousand or more on a big
+    one) while most of them show the same as before (relays, online, supply,
+    warnings); building and comparing a state object for each costs more than
+    the Modbus reads. The comparison here is on what the entity would show.
     """
 
-    _shown: tuple[object, ...] | None = None
+    _attr_has_entity_name = True
+    _shown: Any = None
 
-    def _compute(self) -> tuple[object, ...] | None:
-        """Update the shown values and return them; None: write on every update."""
-        return None
+    def _shown_key(self) -> Any:
+        """What the entity shows: availability, value and attributes.
+
+        Sensors override it with their native value: their ``state`` (unit
+        conversion, rounding) costs as much as the write it would save.
+        """
+        return (self.available, self.state, self.extra_state_attributes)
 
     @callback
     def _handle_coordinator_update(self) -> None:
-        shown = self._compute()
-        if shown is not None:
-            shown = (*shown, self.available)
-            if shown == self._shown:
-                return
-            self._shown = shown
+        shown = self._shown_key()
+        if shown == self._shown:
+            return
+        self._shown = shown
         self.async_write_ha_state()
 
 
-class MeterEntity(PrepaidEntity):
+class MeterEntity(SiteEntity):
     """An entity of a sub-meter's device."""
-
-    _attr_has_entity_name = True
 
     def __init__(self, coordinator: PrepaidCoordinator, meter: MeterConfig, key: str) -> None:
         super().__init__(coordinator)
@@ -115,10 +117,8 @@ class MeterEntity(PrepaidEntity):
         return super().available and self.meter_state.online
 
 
-class TenantEntity(PrepaidEntity):
+class TenantEntity(SiteEntity):
     """An entity of a tenant account's device."""
-
-    _attr_has_entity_name = True
 
     def __init__(self, coordinator: PrepaidCoordinator, tenant: TenantConfig, key: str) -> None:
         super().__init__(coordinator)

@@ -309,6 +309,9 @@ class MeterSensor(MeterEntity, SensorEntity):
         self.entity_description = description
         self._compute()
 
+    def _shown_key(self) -> Any:
+        return (self.available, *self._compute())
+
     def _compute(self) -> tuple[object, ...]:
         """The register's decoded value."""
         sample = self.meter_state.sample
@@ -333,6 +336,9 @@ class TenantSensor(TenantEntity, SensorEntity):
         if description.monetary:
             self._attr_native_unit_of_measurement = coordinator.site.currency
         self._compute()
+
+    def _shown_key(self) -> Any:
+        return (self.available, *self._compute())
 
     def _compute(self) -> tuple[object, ...]:
         """The tenant's value (and when its sum started, for totals)."""

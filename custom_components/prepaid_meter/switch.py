@@ -51,9 +51,6 @@ class RelaySwitch(MeterEntity, SwitchEntity):
         sample = self.meter_state.sample
         return None if sample is None else sample.relay_closed
 
-    def _compute(self) -> tuple[object, ...]:
-        return (self.is_on,)
-
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Release a manual lock; the policy then closes the relay if credit allows."""
         await self.coordinator.async_set_lock(self.tenant_id, locked=False)
