@@ -29,10 +29,15 @@ def site_entry(
     cut_off: bool = True,
     scan_interval: int = 30,
     options: Mapping[str, Any] | None = None,
+    entry_id: str | None = None,
 ) -> MockConfigEntry:
-    """A site on the simulator: meter m<N> and tenant t<N> per device, ``options`` on top."""
+    """A site on the simulator: meter m<N> and tenant t<N> per device, ``options`` on top.
+
+    ``entry_id``: a fixed id (snapshots hold it in unique ids); a random one by default.
+    """
     return MockConfigEntry(
         domain=DOMAIN,
+        entry_id=entry_id,
         title=title,
         data={
             CONF_NAME: title,

@@ -22,6 +22,7 @@ from .coordinator import (
     PrepaidRuntimeData,
     SiteConfig,
 )
+from .entity import async_register_devices
 from .meters.modbus import ModbusBus
 from .meters.profiles import CUSTOM, MeterProfile, ProfileError, load_profile, parse_profile
 from .meters.reader import EntityMeter, MeterReader, ModbusMeter
@@ -135,6 +136,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PrepaidConfigEntry) -> b
         _close_buses(buses)
         await store.async_close()
         raise
+    async_register_devices(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     async_start_sharing(hass, entry, sharing)
     async_start_billing(hass, entry)

@@ -63,6 +63,7 @@ from .const import (
     EVENT_LOW_BALANCE,
     EVENT_RECONNECTED,
 )
+from .costs import CostBook
 from .engine.alarms import UseLimits, limits_from_options
 from .engine.calendars import BillingPeriod
 from .engine.money import ZERO
@@ -390,6 +391,10 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         #: Recent cost per tenant (cost, first charge) and when it was read.
         self._costs: dict[str, tuple[Decimal, datetime]] = {}
         self._costs_read: datetime | None = None
+        #: Tenants' running costs (today, this period, in all) for the sensors.
+        self.costs = CostBook(
+            hass.config.time_zone, int(entry.options.get(CONF_BILLING_DAY, DEFAULT_BILLING_DAY))
+        )
         self.data = SiteData(
             meters={m.id: MeterState(offline_after=site.offline_after) for m in site.meters},
             tenants={t.id: TenantState() for t in site.tenants},
@@ -416,6 +421,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         for tenant_id, state in self.data.tenants.items():
             state.balance = balances.get(tenant_id, ZERO)
             self._restore(state, stored.get(tenant_id, policy_state.PolicyState()))
+        await self.costs.async_load(self.store, self.site_id)
         await self._refresh_forecast(dt_util.utcnow(), reread=True)
         self.alarms.restore()
 
@@ -555,6 +561,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             self._cursors[charge.meter] = charge.value
             self._read_at[charge.meter] = charge.taken_at
         self._set_balances(balances)
+        self.costs.charged(charges)
 
     def _rate(
         self, read: list[tuple[MeterConfig, TenantConfig | None, Decimal, Decimal]], now: datetime
@@ -595,6 +602,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         for tenant in due:
             self._accrued[tenant] = midnight
         self._set_balances(balances)
+        await self.costs.async_catch_up(self.store, self.site_id)
 
     def _accrue_and_balance(
         self, session: Session, items: list[tuple[str, Tariff, BillingPeriod, datetime]]
@@ -696,6 +704,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             self._set_balances(balances)
             self._cursors = {m: c.value for m, c in charged.items()}
             self._read_at = {m: c.taken_at for m, c in charged.items()}
+            await self.costs.async_catch_up(self.store, self.site_id)
             for tenant in self.site.tenants:
                 state = self.data.tenants[tenant.id]
                 row = stored.get(tenant.id, policy_state.PolicyState())

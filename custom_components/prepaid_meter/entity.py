@@ -1,15 +1,71 @@
-"""Base entities: one device per meter, one per tenant account."""
+"""Base entities: one device per meter, one per tenant account.
+
+A meter's device is linked to its tenant's (``via_device``), so a tenant's
+device page lists the meters charged to its wallet.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN
-from .coordinator import MeterConfig, MeterState, PrepaidCoordinator, TenantConfig, TenantState
+from .coordinator import (
+    MeterConfig,
+    MeterState,
+    PrepaidConfigEntry,
+    PrepaidCoordinator,
+    TenantConfig,
+    TenantState,
+)
+
+
+def tenant_device_info(coordinator: PrepaidCoordinator, tenant: TenantConfig) -> DeviceInfo:
+    """The device of a tenant account."""
+    return DeviceInfo(
+        identifiers={(DOMAIN, f"{coordinator.site_id}_tenant_{tenant.id}")},
+        name=tenant.name,
+        manufacturer="Prepaid Meter",
+        model="Tenant account",
+    )
+
+
+def meter_device_info(coordinator: PrepaidCoordinator, meter: MeterConfig) -> DeviceInfo:
+    """The device of a sub-meter, linked to the tenant it is charged to."""
+    reader = coordinator.readers[meter.id]
+    info = DeviceInfo(
+        identifiers={(DOMAIN, f"{coordinator.site_id}_meter_{meter.id}")},
+        name=f"{meter.name} meter",
+        manufacturer=reader.manufacturer,
+        model=reader.model,
+        serial_number=str(meter.device_id) if meter.source == "modbus" else None,
+    )
+    if (tenant := coordinator.site.tenant_of(meter.id)) is not None:
+        info["via_device"] = (DOMAIN, f"{coordinator.site_id}_tenant_{tenant.id}")
+    return info
+
+
+@callback
+def async_register_devices(hass: HomeAssistant, entry: PrepaidConfigEntry) -> None:
+    """Create the tenant devices, then the meter devices that link to them.
+
+    Done before the platforms add entities: a ``via_device`` must exist when
+    the device naming it is created, whichever platform comes first.
+    """
+    coordinator = entry.runtime_data.coordinator
+    registry = dr.async_get(hass)
+    for tenant in coordinator.site.tenants:
+        registry.async_get_or_create(
+            config_entry_id=entry.entry_id, **tenant_device_info(coordinator, tenant)
+        )
+    for meter in coordinator.site.meters:
+        registry.async_get_or_create(
+            config_entry_id=entry.entry_id, **meter_device_info(coordinator, meter)
+        )
 
 
 class SiteEntity(CoordinatorEntity[PrepaidCoordinator]):
@@ -47,15 +103,8 @@ class MeterEntity(SiteEntity):
     def __init__(self, coordinator: PrepaidCoordinator, meter: MeterConfig, key: str) -> None:
         super().__init__(coordinator)
         self.meter = meter
-        reader = coordinator.readers[meter.id]
         self._attr_unique_id = f"{coordinator.site_id}_meter_{meter.id}_{key}"
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, f"{coordinator.site_id}_meter_{meter.id}")},
-            name=f"{meter.name} meter",
-            manufacturer=reader.manufacturer,
-            model=reader.model,
-            serial_number=str(meter.device_id) if meter.source == "modbus" else None,
-        )
+        self._attr_device_info = meter_device_info(coordinator, meter)
 
     @property
     def meter_state(self) -> MeterState:
@@ -75,12 +124,7 @@ class TenantEntity(SiteEntity):
         super().__init__(coordinator)
         self.tenant = tenant
         self._attr_unique_id = f"{coordinator.site_id}_tenant_{tenant.id}_{key}"
-        self._attr_device_info = DeviceInfo(
-            identifiers={(DOMAIN, f"{coordinator.site_id}_tenant_{tenant.id}")},
-            name=tenant.name,
-            manufacturer="Prepaid Meter",
-            model="Tenant account",
-        )
+        self._attr_device_info = tenant_device_info(coordinator, tenant)
 
     @property
     def tenant_state(self) -> TenantState:

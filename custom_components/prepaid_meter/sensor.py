@@ -1,9 +1,10 @@
-"""Sensors: meter energy and power; tenant balance and supply state."""
+"""Sensors: meter energy, power and the like; tenant balance, costs, supply and warning state."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -14,6 +15,7 @@ from homeassistant.components.sensor import (
     SensorStateClass,
 )
 from homeassistant.const import (
+    EntityCategory,
     UnitOfElectricCurrent,
     UnitOfElectricPotential,
     UnitOfEnergy,
@@ -22,21 +24,31 @@ from homeassistant.const import (
     UnitOfTime,
 )
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
+from homeassistant.util import dt as dt_util
 
+from .const import DOMAIN
 from .coordinator import (
     MeterConfig,
-    MeterState,
     PrepaidConfigEntry,
     PrepaidCoordinator,
     TenantConfig,
     TenantState,
 )
-from .engine.policy import SupplyState
+from .costs import unit_price
+from .engine.costs import CostSums, remaining_energy
+from .engine.policy import SupplyState, threshold
+from .engine.warnings import WarningLevel, warning_level
 from .entity import MeterEntity, TenantEntity
 
 PARALLEL_UPDATES = 0
+
+#: The alias a tenant's balance sensor is given, for voice questions (English,
+#: the language of Home Assistant's sentence "what is the <name>").
+VOICE_ALIAS = "Balance of {tenant}"
+VOICE_ALIAS_OFFERED = "voice_alias_offered"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +56,10 @@ class MeterSensorDescription(SensorEntityDescription):
     """A meter value: which register of the sample it shows."""
 
     register: str
+    #: Per-phase values: the meter's total of the same quantity. Where the
+    #: meter has the total, the phases are off by default (the total is what
+    #: a landlord watches); where it has not, they are its only reading.
+    total: str | None = None
 
 
 def _phases(
@@ -51,7 +67,7 @@ def _phases(
     device_class: SensorDeviceClass,
     unit: str,
 ) -> tuple[MeterSensorDescription, ...]:
-    """Per-phase values of three-phase meters, off by default (the totals are what bills use)."""
+    """Per-phase values of three-phase meters, off by default where the meter has the total."""
     return tuple(
         MeterSensorDescription(
             key=f"{key}_l{n}",
@@ -61,6 +77,8 @@ def _phases(
             device_class=device_class,
             state_class=SensorStateClass.MEASUREMENT,
             native_unit_of_measurement=unit,
+            entity_registry_enabled_default=False,
+            total=key,
         )
         for n in (1, 2, 3)
     )
@@ -122,6 +140,9 @@ METER_SENSORS: tuple[MeterSensorDescription, ...] = (
         register="frequency",
         device_class=SensorDeviceClass.FREQUENCY,
         state_class=SensorStateClass.MEASUREMENT,
+        # The grid's, the same on every meter: a diagnostic, off by default.
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
         native_unit_of_measurement=UnitOfFrequency.HERTZ,
     ),
     *_phases("power", SensorDeviceClass.POWER, UnitOfPower.WATT),
@@ -130,11 +151,33 @@ METER_SENSORS: tuple[MeterSensorDescription, ...] = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class TenantReading:
+    """One tenant as its sensors read it at a coordinator update."""
+
+    coordinator: PrepaidCoordinator
+    tenant: TenantConfig
+    state: TenantState
+    now: datetime
+
+    @property
+    def costs(self) -> CostSums:
+        """Today's, this period's and all charges so far (kept in memory, no query)."""
+        return self.coordinator.costs.sums(self.tenant.id, self.now)
+
+    @property
+    def cut_off_at(self) -> Decimal:
+        """The balance at which the supply is due for a cut-off (emergency credit lowers it)."""
+        return threshold(self.tenant.policy, self.state.emergency)
+
+
 @dataclass(frozen=True, kw_only=True)
 class TenantSensorDescription(SensorEntityDescription):
     """A tenant value computed from the tenant's state."""
 
-    value_fn: Callable[[TenantState], StateType | Decimal]
+    value_fn: Callable[[TenantReading], StateType | Decimal]
+    #: When the value's sum last started again (``state_class`` total sensors).
+    last_reset_fn: Callable[[TenantReading], datetime] | None = None
     monetary: bool = False
 
 
@@ -145,21 +188,21 @@ TENANT_SENSORS: tuple[TenantSensorDescription, ...] = (
         device_class=SensorDeviceClass.MONETARY,
         suggested_display_precision=2,
         monetary=True,
-        value_fn=lambda s: s.balance,
+        value_fn=lambda r: r.state.balance,
     ),
     TenantSensorDescription(
         key="supply",
         translation_key="supply",
         device_class=SensorDeviceClass.ENUM,
         options=[s.value for s in SupplyState],
-        value_fn=lambda s: s.supply.value,
+        value_fn=lambda r: r.state.supply.value,
     ),
     TenantSensorDescription(
         key="days_left",
         translation_key="days_left",
         native_unit_of_measurement=UnitOfTime.DAYS,
         suggested_display_precision=1,
-        value_fn=lambda s: s.days_left,
+        value_fn=lambda r: r.state.days_left,
     ),
     TenantSensorDescription(
         key="emergency_credit",
@@ -167,7 +210,57 @@ TENANT_SENSORS: tuple[TenantSensorDescription, ...] = (
         device_class=SensorDeviceClass.MONETARY,
         suggested_display_precision=2,
         monetary=True,
-        value_fn=lambda s: s.emergency,
+        value_fn=lambda r: r.state.emergency,
+    ),
+    TenantSensorDescription(
+        key="remaining_energy",
+        translation_key="remaining_energy",
+        device_class=SensorDeviceClass.ENERGY,
+        native_unit_of_measurement=UnitOfEnergy.KILO_WATT_HOUR,
+        suggested_display_precision=1,
+        value_fn=lambda r: remaining_energy(
+            r.state.balance, unit_price(r.coordinator.site, r.tenant, r.now)
+        ),
+    ),
+    TenantSensorDescription(
+        key="warning_level",
+        translation_key="warning_level",
+        device_class=SensorDeviceClass.ENUM,
+        options=[w.value for w in WarningLevel],
+        value_fn=lambda r: warning_level(
+            r.state.balance, r.state.days_left, r.tenant.warnings, r.cut_off_at
+        ).value,
+    ),
+    TenantSensorDescription(
+        key="cost_today",
+        translation_key="cost_today",
+        device_class=SensorDeviceClass.MONETARY,
+        state_class=SensorStateClass.TOTAL,
+        suggested_display_precision=2,
+        monetary=True,
+        value_fn=lambda r: r.costs.today,
+        last_reset_fn=lambda r: r.coordinator.costs.day_start(r.now),
+    ),
+    TenantSensorDescription(
+        key="cost_period",
+        translation_key="cost_period",
+        device_class=SensorDeviceClass.MONETARY,
+        state_class=SensorStateClass.TOTAL,
+        suggested_display_precision=2,
+        monetary=True,
+        value_fn=lambda r: r.costs.period,
+        last_reset_fn=lambda r: r.coordinator.costs.period_start(r.now),
+    ),
+    # The Energy dashboard's "entity tracking the total costs" of the tenant's
+    # consumption: everything charged since the account opened, never reset.
+    TenantSensorDescription(
+        key="cost_total",
+        translation_key="cost_total",
+        device_class=SensorDeviceClass.MONETARY,
+        state_class=SensorStateClass.TOTAL,
+        suggested_display_precision=2,
+        monetary=True,
+        value_fn=lambda r: r.costs.total,
     ),
 )
 
@@ -183,11 +276,22 @@ async def async_setup_entry(
     for meter in coordinator.site.meters:
         names = coordinator.readers[meter.id].names
         entities.extend(
-            MeterSensor(coordinator, meter, d) for d in METER_SENSORS if d.register in names
+            MeterSensor(coordinator, meter, _for_meter(d, names))
+            for d in METER_SENSORS
+            if d.register in names
         )
     for tenant in coordinator.site.tenants:
         entities.extend(TenantSensor(coordinator, tenant, d) for d in TENANT_SENSORS)
     async_add_entities(entities)
+
+
+def _for_meter(
+    description: MeterSensorDescription, names: Collection[str]
+) -> MeterSensorDescription:
+    """A per-phase value is on by default on a meter without the total."""
+    if description.total is None or description.total in names:
+        return description
+    return replace(description, entity_registry_enabled_default=True)
 
 
 class MeterSensor(MeterEntity, SensorEntity):
@@ -203,17 +307,17 @@ class MeterSensor(MeterEntity, SensorEntity):
     ) -> None:
         super().__init__(coordinator, meter, description.key)
         self.entity_description = description
+        self._compute()
 
     def _shown_key(self) -> Any:
-        return (self.available, self.native_value)
+        return (self.available, *self._compute())
 
-    @property
-    def native_value(self) -> Decimal | None:
+    def _compute(self) -> tuple[object, ...]:
         """The register's decoded value."""
-        state: MeterState = self.meter_state
-        if state.sample is None:
-            return None
-        return state.sample.values.get(self.entity_description.register)
+        sample = self.meter_state.sample
+        register = self.entity_description.register
+        self._attr_native_value = None if sample is None else sample.values.get(register)
+        return (self._attr_native_value,)
 
 
 class TenantSensor(TenantEntity, SensorEntity):
@@ -231,11 +335,45 @@ class TenantSensor(TenantEntity, SensorEntity):
         self.entity_description = description
         if description.monetary:
             self._attr_native_unit_of_measurement = coordinator.site.currency
+        self._compute()
 
     def _shown_key(self) -> Any:
-        return (self.available, self.native_value, self.extra_state_attributes)
+        return (self.available, *self._compute())
 
-    @property
-    def native_value(self) -> StateType | Decimal:
-        """The tenant's value."""
-        return self.entity_description.value_fn(self.tenant_state)
+    def _compute(self) -> tuple[object, ...]:
+        """The tenant's value (and when its sum started, for totals)."""
+        reading = TenantReading(self.coordinator, self.tenant, self.tenant_state, dt_util.utcnow())
+        description = self.entity_description
+        value = self._attr_native_value = description.value_fn(reading)
+        if description.last_reset_fn is None:
+            return (value,)
+        reset = self._attr_last_reset = description.last_reset_fn(reading)
+        return (value, reset)
+
+    async def async_added_to_hass(self) -> None:
+        """Offer the balance's voice name once (see ``VOICE_ALIAS``)."""
+        await super().async_added_to_hass()
+        if self.entity_description.key == "balance":
+            self._offer_voice_alias()
+
+    def _offer_voice_alias(self) -> None:
+        """Give a new balance sensor the alias "Balance of <tenant>", once.
+
+        Home Assistant's assistant matches a question against entity names
+        and aliases only, and the entity's name is "<tenant> Balance"; with
+        the alias "what is the balance of Shop 12" is answered too. It is
+        offered once (noted in the entity's options): an alias the landlord
+        removes or changes stays as they left it.
+        """
+        entry = self.registry_entry
+        if entry is None:
+            return
+        options: Mapping[str, Any] = entry.options.get(DOMAIN) or {}
+        if options.get(VOICE_ALIAS_OFFERED):
+            return
+        registry = er.async_get(self.hass)
+        alias = VOICE_ALIAS.format(tenant=self.tenant.name)
+        registry.async_update_entity(self.entity_id, aliases={*entry.aliases, alias})
+        registry.async_update_entity_options(
+            self.entity_id, DOMAIN, {**options, VOICE_ALIAS_OFFERED: True}
+        )

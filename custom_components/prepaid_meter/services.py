@@ -29,6 +29,7 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.service import async_register_admin_service
 from homeassistant.util import dt as dt_util
+from sqlalchemy.orm import Session
 
 from .const import (
     CONF_BILLING_DAY,
@@ -756,7 +757,14 @@ async def async_issue_bills(
                     EVENT_BILL_PROGRESS,
                     {"entry_id": entry.entry_id, "done": len(issued), "total": len(tenants)},
                 )
+    # Issuing settles the period's standing, demand and minimum charges into
+    # prepaid wallets: balances, cost sensors and the supply policy take them in.
+    await entry.runtime_data.coordinator.async_ledger_write(_nothing)
     return issued
+
+
+def _nothing(_session: Session) -> None:
+    """A ledger write that writes nothing (the coordinator re-reads what others wrote)."""
 
 
 async def _async_generate_bill(call: ServiceCall) -> ServiceResponse:

@@ -53,9 +53,10 @@ from .const import CONF_TENANTS, DOMAIN
 from .coordinator import PrepaidConfigEntry, TenantConfig, TenantState
 from .documents import TEMPLATE_DIR, language, render_html, render_pdf, user_template
 from .engine.calendars import as_zone, local_midnight
+from .engine.costs import current_price
 from .engine.money import round_money
 from .engine.policy import SupplyState
-from .engine.tariffs import DynamicPrice, FlatPrice, Tariff, TariffError, TouPrice
+from .engine.tariffs import Tariff, TariffError, TouPrice
 from .services import find_tenant
 from .store import bills, tenant_access
 from .subentries import site_options
@@ -501,46 +502,6 @@ LABELS: Mapping[str, Mapping[str, Any]] = {
         "weekdays": ("周一", "周二", "周三", "周四", "周五", "周六", "周日"),
     },
 }
-
-
-def current_price(tariff: Tariff | None, at: datetime) -> tuple[Decimal | None, bool]:
-    """The energy price per unit in force at ``at``, with energy taxes, and whether it is TOU.
-
-    None where the tariff has no fixed price (a live price without a fallback).
-    """
-    if tariff is None:
-        return None, False
-    try:
-        version = tariff.version_at(at)
-    except (TariffError, IndexError):
-        return None, False
-    energy, tou = version.energy, False
-    price: Decimal | None
-    if isinstance(energy, FlatPrice):
-        price = energy.price
-    elif isinstance(energy, TouPrice):
-        tou = True
-        try:
-            price = energy.prices.get(energy.calendar.period_at(at.astimezone(tariff.zone)))
-        except TariffError:
-            price = None
-    elif isinstance(energy, DynamicPrice):
-        price = energy.fallback
-    else:
-        price = None
-    if version.tiers is not None:
-        # Ladder blocks: the first block's price (the page cannot know where in
-        # the ladder the rest of the balance would be used), marked as varying.
-        first = version.tiers.blocks[0]
-        if version.tiers.mode == "price":
-            price = first.price
-        elif price is not None:
-            price += first.adder
-        tou = tou or len(version.tiers.blocks) > 1
-    if price is None:
-        return None, tou
-    percent = sum((t.percent for t in version.energy_taxes()), Decimal(0))
-    return price * (1 + percent / 100), tou
 
 
 @dataclass(frozen=True, kw_only=True)

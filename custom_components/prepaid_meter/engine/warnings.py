@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from enum import StrEnum
 
 ZERO = Decimal(0)
 _TENTH = Decimal("0.1")
@@ -114,3 +115,32 @@ def days_left(
     span_days = Decimal(span // timedelta(seconds=1)) / Decimal(86400)
     daily = recent_cost / span_days
     return ((balance - cut_off_at) / daily).quantize(_TENTH, rounding=ROUND_DOWN)
+
+
+class WarningLevel(StrEnum):
+    """How close a tenant is to running out, as the warning-level sensor shows it."""
+
+    NONE = "none"
+    #: At or below a balance warning level (not the lowest of several).
+    LOW = "low"
+    #: At or below the lowest of several balance warning levels.
+    VERY_LOW = "very_low"
+    #: Balance above every level, but the days-left forecast at or below its level.
+    FEW_DAYS = "few_days"
+    #: At or below the cut-off point: the credit (and any emergency credit) is used up.
+    EXHAUSTED = "exhausted"
+
+
+def warning_level(
+    balance: Decimal, days_left: Decimal | None, levels: WarningLevels, cut_off_at: Decimal
+) -> WarningLevel:
+    """The tenant's warning level now (the events fire on crossings; this is the state)."""
+    if balance <= cut_off_at:
+        return WarningLevel.EXHAUSTED
+    crossed = [level for level in levels.balances if balance <= level]
+    if crossed:
+        lowest = len(levels.balances) > 1 and min(crossed) == min(levels.balances)
+        return WarningLevel.VERY_LOW if lowest else WarningLevel.LOW
+    if levels.days_left is not None and days_left is not None and days_left <= levels.days_left:
+        return WarningLevel.FEW_DAYS
+    return WarningLevel.NONE
