@@ -114,7 +114,10 @@ def save(sim: MeterSimulator, path: Path) -> None:
         "speed": sim.speed,
         "saved_at": time.time(),
         "meters": {
-            str(m.device_id): {"energy_centi_kwh": m.energy_centi_kwh, "relay_closed": m.relay_closed}
+            str(m.device_id): {
+                "energy_centi_kwh": m.energy_centi_kwh,
+                "relay_closed": m.relay_closed,
+            }
             for m in sim.meters.values()
         },
     }

@@ -234,7 +234,7 @@ def local_hour(at: float) -> float:
 
 
 def is_weekend(at: float) -> bool:
-    """Whether a simulated Unix time is on a local Saturday or Sunday (1970-01-01 was a Thursday)."""
+    """Whether a simulated Unix time falls on a local Saturday or Sunday (day 0 was a Thursday)."""
     day = int((at + UTC_OFFSET_S) // 86400)
     return (day + 3) % 7 >= 5
 
