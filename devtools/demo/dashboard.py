@@ -89,16 +89,14 @@ def dashboard() -> dict[str, Any]:
             "type": "entities",
             "title": "Shop meters",
             "entities": [
-                {"entity": f"sensor.shop_{s.number:02d}_meter_power", "name": s.name}
-                for s in shops
+                {"entity": f"sensor.shop_{s.number:02d}_meter_power", "name": s.name} for s in shops
             ],
         },
         {
             "type": "entities",
             "title": "Relays",
             "entities": [
-                {"entity": f"switch.shop_{s.number:02d}_meter_relay", "name": s.name}
-                for s in shops
+                {"entity": f"switch.shop_{s.number:02d}_meter_relay", "name": s.name} for s in shops
             ],
         },
     ]

@@ -423,6 +423,31 @@ def sharing_rules() -> list[dict[str, Any]]:
     ]
 
 
+def water_profile() -> dict[str, Any]:
+    """The water main's register map: the simulator's counter, read as m³, no relay.
+
+    The integration keeps a profile's ``utility`` but does not bill water yet:
+    the meter is read, stored and shown (as a counter under an energy sensor's
+    name), and belongs to no tenant and no sharing rule.
+    """
+    return {
+        "name": "Simulated water main",
+        "manufacturer": "prepaid_meter",
+        "model": "Water meter (simulated)",
+        "utility": "water",
+        "verified": True,
+        "read_function": "holding",
+        "registers": {
+            "energy_import": {
+                "address": 0,
+                "type": "uint32",
+                "scale": "0.01",
+                "counter_max": 4294967295,
+            },
+        },
+    }
+
+
 def site_options(scan_interval: int) -> dict[str, Any]:
     """The site's options: the whole mall, in the shapes the integration reads."""
     all_tariffs = tariffs()
@@ -432,8 +457,17 @@ def site_options(scan_interval: int) -> dict[str, Any]:
     ]
     meters += [
         {"id": c.meter, "name": c.name, "device_id": c.device_id, "profile": "simulator"}
-        for c in (*COMMONS, WATER)
+        for c in COMMONS
     ]
+    meters.append(
+        {
+            "id": WATER.meter,
+            "name": WATER.name,
+            "device_id": WATER.device_id,
+            "profile": "custom",
+            "custom_profile": water_profile(),
+        }
+    )
     meters.append(
         {"id": MASTER, "name": "Utility master", "device_id": MASTER_DEVICE, "profile": "simulator"}
     )
@@ -448,8 +482,12 @@ def site_options(scan_interval: int) -> dict[str, Any]:
         }
         if s.billing == "postpaid":
             # A postpaid account runs below zero between bills: it is cut off only
-            # when a bill is overdue, never for its balance.
-            tenant["policy"] = {"cut_off_enabled": False, "cut_off_when_overdue": True}
+            # when a bill is overdue, never for its balance, and has no balance warnings.
+            tenant["policy"] = {
+                "cut_off_enabled": False,
+                "cut_off_when_overdue": True,
+                "warning_levels": "",
+            }
         tenants.append(tenant)
     return {
         "price": FLAT_PRICE,

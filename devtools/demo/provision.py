@@ -159,7 +159,9 @@ async def create_site(api: Api, modbus_port: int) -> str:
             "device_ids": f"1-{SHOPS}",
             "name_prefix": "Shop",
             "price": mall.FLAT_PRICE,
-            "cut_off_enabled": True,
+            # Off until the shops have their opening credit (set_mall_options turns
+            # it on), or every shop would be cut off at the first poll.
+            "cut_off_enabled": False,
         },
     )
     return str(result["result"]["entry_id"])
@@ -215,9 +217,9 @@ async def provision(base: str, modbus_port: int, scan_interval: int) -> None:
             if entry["domain"] in ONBOARDING_EXTRAS:
                 await api.delete(f"/api/config/config_entries/entry/{entry['entry_id']}")
         await wait_for_site(api, 120)
+        await opening_top_ups(api)
         await set_mall_options(api, entry_id, scan_interval)
         await wait_for_site(api, 120)
-        await opening_top_ups(api)
 
 
 # --------------------------------------------------------------------------- fast mode: months
@@ -318,15 +320,19 @@ def _balances(states: list[dict[str, Any]]) -> dict[str, Decimal]:
 
 
 async def relay_closed(modbus_port: int, device_id: int) -> bool:
-    """Read a meter's relay (coil 0 of the simulator's map) over Modbus, as a meter reader does."""
+    """Read a meter's relay state over Modbus, as the integration does.
+
+    The simulator's map (profile ``simulator``) switches the relay by coil 0 and
+    mirrors its state in holding register 6 (1 = closed, supply on).
+    """
     client = AsyncModbusTcpClient("127.0.0.1", port=modbus_port)
     try:
         if not await client.connect():
             raise RuntimeError(f"no Modbus server on 127.0.0.1:{modbus_port}")
-        result = await client.read_coils(0, count=1, device_id=device_id)
+        result = await client.read_holding_registers(6, count=1, device_id=device_id)
         if result.isError():
             raise RuntimeError(f"device {device_id}: {result}")
-        return bool(result.bits[0])
+        return bool(result.registers[0])
     finally:
         client.close()
 
@@ -345,6 +351,19 @@ async def _cut_off_shop(api: Api, modbus_port: int, seconds: float) -> list[str]
             relay = "closed" if closed else "open"
             return [f"shop {shop}: supply {supply}, relay {relay} after {seconds:.0f} s"]
         await asyncio.sleep(5)
+
+
+async def notifications(api: Api) -> list[dict[str, Any]]:
+    """The persistent notifications (where the demo's blueprint automations write)."""
+    async with api.session.ws_connect(api.base + "/api/websocket") as ws:
+        await ws.receive_json()  # auth_required
+        await ws.send_json({"type": "auth", "access_token": api.token})
+        if (await ws.receive_json())["type"] != "auth_ok":
+            raise RuntimeError("websocket login refused")
+        await ws.send_json({"id": 1, "type": "persistent_notification/get"})
+        answer = await ws.receive_json()
+        result: list[dict[str, Any]] = answer["result"]
+        return result
 
 
 async def _issued_bill(api: Api, record_path: Path, seconds: float) -> list[str]:
@@ -396,6 +415,12 @@ async def check(base: str, wait: float, modbus_port: int, state: Path, record: P
         if not changed:
             failures.append(f"no balance changed in {wait:.0f} s")
         failures += await _cut_off_shop(api, modbus_port, 600)
+        await asyncio.sleep(2)  # the cut-off notice is written just after the switch
+        notes = await notifications(api)
+        titles = sorted({n.get("title") or "" for n in notes})
+        print(f"notifications (blueprint automations): {len(notes)}: {', '.join(titles)}")
+        if not any(t == "Supply cut off" for t in titles):
+            failures.append("no cut-off notice among the notifications")
         saved = json.loads(state.read_text()) if state.is_file() else {}
         if float(saved.get("speed", 1)) > 1:
             failures += await _issued_bill(api, record, 900)
