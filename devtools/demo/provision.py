@@ -1,29 +1,43 @@
 """Provision and check the demo through Home Assistant's own HTTP API.
 
 ``provision``: onboard Home Assistant (owner user, core config, analytics),
-create the demo site through the integration's config flow, set its options
-and give every shop its opening top-up. Each step is skipped when done, and the
-top-ups carry fixed references, so running it again changes nothing.
+create the demo site through the integration's config flow, give it the mall's
+options (:mod:`devtools.demo.mall`; through the demo helper's admin action
+``prepaid_meter_demo.set_site_options`` while the integration has no UI for
+meters, tenants, tariffs and sharing rules) and give every prepaid shop its
+opening top-up. Each step is skipped when done, and the top-ups carry fixed
+references, so running it again changes nothing.
+
+``months`` (fast mode): watch the simulator's clock and, each time it passes
+the first of a month, share the common costs and issue every tenant's bill for
+the real time that simulated month took (see README, "Try it").
 
 ``check``: log in with the printed user and password (the same login flow the
-web page uses), list the meters' energy sensors and the tenants' balances,
-and confirm the balances move between two reads a minute apart.
+web page uses), find the 24 shops' energy sensors and balances, see balances
+move, find the cut-off shop with its relay open on the simulator (read over
+Modbus), and in fast mode an issued bill whose page answers.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
+import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+from pymodbus.client import AsyncModbusTcpClient
+
+from devtools.demo import mall
 
 USER = "landlord"
 PASSWORD = "prepaid-demo"  # a local demo login, printed by scripts/demo
-SHOPS = 12
-HEAVY_SHOP = 12  # draws 6 kW on the simulator and starts with almost no credit
+SHOPS = len(mall.LAYOUT)
 ONBOARDING_EXTRAS = {"met", "google_translate", "radio_browser", "shopping_list"}
 
 
@@ -127,7 +141,8 @@ async def onboard(api: Api) -> None:
         )
 
 
-async def create_site(api: Api, modbus_port: int, scan_interval: int) -> str:
+async def create_site(api: Api, modbus_port: int) -> str:
+    """The site, created as a landlord would: the integration's config flow."""
     entries = await api.get("/api/config/config_entries/entry?domain=prepaid_meter")
     if entries:
         return str(entries[0]["entry_id"])
@@ -143,49 +158,58 @@ async def create_site(api: Api, modbus_port: int, scan_interval: int) -> str:
         {
             "device_ids": f"1-{SHOPS}",
             "name_prefix": "Shop",
-            "price": "1.00",
-            "cut_off_enabled": True,
+            "price": mall.FLAT_PRICE,
+            # Off until the shops have their opening credit (set_mall_options turns
+            # it on), or every shop would be cut off at the first poll.
+            "cut_off_enabled": False,
         },
     )
-    entry_id = str(result["result"]["entry_id"])
-    options = await api.post("/api/config/config_entries/options/flow", {"handler": entry_id})
+    return str(result["result"]["entry_id"])
+
+
+async def set_mall_options(api: Api, entry_id: str, scan_interval: int) -> None:
+    """The rest of the mall (kinds of shop, commons, water, master, tariffs, sharing rules)."""
     await api.post(
-        f"/api/config/config_entries/options/flow/{options['flow_id']}",
-        {"price": "1.00", "cut_off_enabled": True, "scan_interval": scan_interval},
+        "/api/services/prepaid_meter_demo/set_site_options",
+        {"entry_id": entry_id, "options": mall.site_options(scan_interval)},
     )
-    return entry_id
 
 
 async def opening_top_ups(api: Api) -> None:
-    for shop in range(1, SHOPS + 1):
-        amount = "0.50" if shop == HEAVY_SHOP else str(150 + 25 * (shop % 4))
+    """Every prepaid shop's first payment (postpaid shops pay their bills instead)."""
+    for shop in mall.shops():
+        if shop.billing != "prepaid":
+            continue
         await api.post(
             "/api/services/prepaid_meter/top_up?return_response",
             {
-                "tenant": f"t{shop}",
-                "amount": amount,
+                "tenant": shop.tenant,
+                "amount": mall.opening_credit(shop),
                 "method": "cash",
-                "reference": f"demo-opening-{shop}",
+                "reference": f"demo-opening-{shop.number}",
             },
         )
 
 
-async def wait_for_site(api: Api, seconds: float) -> None:
+async def wait_for_site(api: Api, seconds: float) -> str:
     """Wait until the site entry is loaded (it reloads after its options change)."""
+    state = "missing"
     for _ in range(int(seconds)):
         entries = await api.get("/api/config/config_entries/entry?domain=prepaid_meter")
-        if entries and entries[0]["state"] == "loaded":
-            return
+        state = entries[0]["state"] if entries else "missing"
+        if state == "loaded":
+            return str(entries[0]["entry_id"])
         await asyncio.sleep(1)
-    raise RuntimeError("the demo site did not load; see .demo/home-assistant.log")
+    raise RuntimeError(f"the demo site is {state}; see .demo/home-assistant.log")
 
 
 async def provision(base: str, modbus_port: int, scan_interval: int) -> None:
+    """Onboard, create and configure the site, top up; safe to run again."""
     async with aiohttp.ClientSession() as session:
         api = Api(session, base)
         await wait_for(api, 300)
         await onboard(api)
-        await create_site(api, modbus_port, scan_interval)
+        entry_id = await create_site(api, modbus_port)
         # Onboarding adds a weather service and others that need the internet
         # (in the background, so they are looked for once the site exists);
         # the demo is local, so they go again.
@@ -194,32 +218,192 @@ async def provision(base: str, modbus_port: int, scan_interval: int) -> None:
                 await api.delete(f"/api/config/config_entries/entry/{entry['entry_id']}")
         await wait_for_site(api, 120)
         await opening_top_ups(api)
+        await set_mall_options(api, entry_id, scan_interval)
+        await wait_for_site(api, 120)
 
 
-def _balances(states: list[dict[str, Any]]) -> dict[str, Decimal]:
+# --------------------------------------------------------------------------- fast mode: months
+
+
+def _sim_month(clock: float) -> str:
+    """The simulated local month ('2026-12') of the simulator's clock."""
+    local = datetime.fromtimestamp(clock + mall.UTC_OFFSET_S, UTC)
+    return f"{local.year:04d}-{local.month:02d}"
+
+
+def _clock(state: Path) -> float | None:
+    try:
+        return float(json.loads(state.read_text())["clock"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _load_record(path: Path) -> dict[str, Any]:
+    if path.is_file():
+        record: dict[str, Any] = json.loads(path.read_text())
+        return record
+    return {}
+
+
+def _save_record(path: Path, record: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(path)
+
+
+async def close_month(api: Api, start: datetime, end: datetime) -> dict[str, Any]:
+    """Share the month's common costs and loss, then issue every tenant's bill."""
+    period = {"start": start.isoformat(), "end": end.isoformat()}
+    shared: dict[str, Any] = {}
+    try:
+        shared = await api.post("/api/services/prepaid_meter/share_costs?return_response", period)
+    except RuntimeError as err:  # shown, and the bills are still issued
+        print(f"months: share_costs refused: {err}", flush=True)
+    answer = await api.post("/api/services/prepaid_meter/generate_bill?return_response", period)
+    bills = answer["service_response"]["bills"]
     return {
-        s["entity_id"]: Decimal(s["state"])
-        for s in states
-        if s["entity_id"].endswith("_balance") and s["state"] not in ("unknown", "unavailable")
+        "shares_posted": shared.get("service_response", {}).get("posted", 0),
+        "bills": [
+            {k: b[k] for k in ("bill_id", "bill_number", "tenant", "total", "currency", "url")}
+            for b in bills
+        ],
     }
 
 
-async def check(base: str, wait: float) -> int:
+async def months(base: str, state: Path, record_path: Path) -> None:
+    """Each simulated month that ends: share costs, issue bills for its real span."""
+    async with aiohttp.ClientSession() as session:
+        api = Api(session, base)
+        await api.login(USER, PASSWORD)
+        logged_in = time.monotonic()
+        record = _load_record(record_path)
+        while True:
+            clock = _clock(state)
+            if clock is None:
+                await asyncio.sleep(1)
+                continue
+            month = _sim_month(clock)
+            now = datetime.now(UTC).replace(microsecond=0)
+            if "month" not in record:
+                record.update(month=month, since=now.isoformat(), closed=[])
+                _save_record(record_path, record)
+            elif month != record["month"]:
+                if time.monotonic() - logged_in > 1200:  # access tokens last 30 minutes
+                    await api.login(USER, PASSWORD)
+                    logged_in = time.monotonic()
+                end = now - timedelta(seconds=1)
+                start = datetime.fromisoformat(record["since"])
+                closed = await close_month(api, start, end)
+                closed.update(month=record["month"], start=start.isoformat(), end=end.isoformat())
+                record["closed"].append(closed)
+                record.update(month=month, since=end.isoformat())
+                _save_record(record_path, record)
+                total = sum(Decimal(b["total"]) for b in closed["bills"])
+                print(
+                    f"months: simulated {closed['month']} closed: {len(closed['bills'])} bills, "
+                    f"{total} CNY, {closed['shares_posted']} shares",
+                    flush=True,
+                )
+            await asyncio.sleep(2)
+
+
+# --------------------------------------------------------------------------- check
+
+
+def _balances(states: list[dict[str, Any]]) -> dict[str, Decimal]:
+    wanted = {f"sensor.shop_{s.number:02d}_balance" for s in mall.shops()}
+    return {
+        s["entity_id"]: Decimal(s["state"])
+        for s in states
+        if s["entity_id"] in wanted and s["state"] not in ("unknown", "unavailable")
+    }
+
+
+async def relay_closed(modbus_port: int, device_id: int) -> bool:
+    """Read a meter's relay state over Modbus, as the integration does.
+
+    The simulator's map (profile ``simulator``) switches the relay by coil 0 and
+    mirrors its state in holding register 6 (1 = closed, supply on).
+    """
+    client = AsyncModbusTcpClient("127.0.0.1", port=modbus_port)
+    try:
+        if not await client.connect():
+            raise RuntimeError(f"no Modbus server on 127.0.0.1:{modbus_port}")
+        result = await client.read_holding_registers(6, count=1, device_id=device_id)
+        if result.isError():
+            raise RuntimeError(f"device {device_id}: {result}")
+        return bool(result.registers[0])
+    finally:
+        client.close()
+
+
+async def _cut_off_shop(api: Api, modbus_port: int, seconds: float) -> list[str]:
+    """The cut-off shop: supply sensor cut_off and its relay open on the simulator."""
+    shop = mall.CUT_OFF_SHOP
+    deadline = time.monotonic() + seconds
+    while True:
+        supply = (await api.get(f"/api/states/sensor.shop_{shop:02d}_supply"))["state"]
+        closed = await relay_closed(modbus_port, shop)
+        if supply == "cut_off" and not closed:
+            print(f"shop {shop}: supply {supply}, relay on the simulator: open")
+            return []
+        if time.monotonic() > deadline:
+            relay = "closed" if closed else "open"
+            return [f"shop {shop}: supply {supply}, relay {relay} after {seconds:.0f} s"]
+        await asyncio.sleep(5)
+
+
+async def notifications(api: Api) -> list[dict[str, Any]]:
+    """The persistent notifications (where the demo's blueprint automations write)."""
+    async with api.session.ws_connect(api.base + "/api/websocket") as ws:
+        await ws.receive_json()  # auth_required
+        await ws.send_json({"type": "auth", "access_token": api.token})
+        if (await ws.receive_json())["type"] != "auth_ok":
+            raise RuntimeError("websocket login refused")
+        await ws.send_json({"id": 1, "type": "persistent_notification/get"})
+        answer = await ws.receive_json()
+        result: list[dict[str, Any]] = answer["result"]
+        return result
+
+
+async def _issued_bill(api: Api, record_path: Path, seconds: float) -> list[str]:
+    """Fast mode: a month closed with bills, and a bill's page answers 200."""
+    deadline = time.monotonic() + seconds
+    while True:
+        closed = _load_record(record_path).get("closed", [])
+        bills = [b for month in closed for b in month["bills"]]
+        if bills:
+            bill = bills[-1]
+            async with api.session.get(api.base + bill["url"], headers=api._headers()) as resp:
+                status = resp.status
+            print(
+                f"bills: {len(bills)} issued for {len(closed)} simulated month(s); "
+                f"{bill['bill_number']} ({bill['tenant']}, {bill['total']} {bill['currency']}) "
+                f"{bill['url']} -> HTTP {status}"
+            )
+            return [] if status == 200 else [f"bill page {bill['url']} answered {status}"]
+        if time.monotonic() > deadline:
+            return [f"no bill issued within {seconds:.0f} s (fast mode)"]
+        await asyncio.sleep(5)
+
+
+async def check(base: str, wait: float, modbus_port: int, state: Path, record: Path) -> int:
     """The demo's acceptance check; prints what it finds, exits non-zero on a failure."""
+    started = time.monotonic()
     async with aiohttp.ClientSession() as session:
         api = Api(session, base)
         await api.login(USER, PASSWORD)
         states = await api.get("/api/states")
-        energy = sorted(
+        energy = [
             s["entity_id"]
             for s in states
             if s["entity_id"].startswith("sensor.shop_") and s["entity_id"].endswith("_energy")
-        )
+        ]
         first = _balances(states)
-        print(f"energy sensors: {len(energy)}  balances: {len(first)}")
+        print(f"shops: {len(energy)} energy sensors, {len(first)} balances")
         failures = []
         if len(energy) != SHOPS:
-            failures.append(f"expected {SHOPS} energy sensors, found {len(energy)}")
+            failures.append(f"expected {SHOPS} shop energy sensors, found {len(energy)}")
         if len(first) != SHOPS:
             failures.append(f"expected {SHOPS} balances, found {len(first)}")
         await asyncio.sleep(wait)
@@ -227,28 +411,45 @@ async def check(base: str, wait: float) -> int:
         changed = [e for e in first if e in second and second[e] != first[e]]
         for entity in sorted(first):
             print(f"  {entity}: {first[entity]} -> {second.get(entity)}")
+        print(f"balances changed in {wait:.0f} s: {len(changed)} of {len(first)}")
         if not changed:
             failures.append(f"no balance changed in {wait:.0f} s")
-        supply = await api.get(f"/api/states/sensor.shop_{HEAVY_SHOP:02d}_supply")
-        print(f"shop {HEAVY_SHOP} supply: {supply['state']}")
+        failures += await _cut_off_shop(api, modbus_port, 600)
+        await asyncio.sleep(2)  # the cut-off notice is written just after the switch
+        notes = await notifications(api)
+        titles = sorted({n.get("title") or "" for n in notes})
+        print(f"notifications since Home Assistant started: {len(notes)}: {', '.join(titles)}")
+        # Notifications live until a restart; the automation's last run is kept.
+        notice = await api.get("/api/states/automation.demo_cut_off_notice")
+        print(f"cut-off notice automation last ran: {notice['attributes'].get('last_triggered')}")
+        if not notice["attributes"].get("last_triggered"):
+            failures.append("the cut-off notice automation never ran")
+        saved = json.loads(state.read_text()) if state.is_file() else {}
+        if float(saved.get("speed", 1)) > 1:
+            failures += await _issued_bill(api, record, 900)
         for failure in failures:
             print(f"FAIL: {failure}")
-        print("demo check: " + ("FAILED" if failures else "OK"))
+        print(f"demo check: {'FAILED' if failures else 'OK'} in {time.monotonic() - started:.0f} s")
         return 1 if failures else 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("command", choices=["provision", "check"])
+    parser.add_argument("command", choices=["provision", "months", "check"])
     parser.add_argument("--url", default="http://127.0.0.1:8123")
     parser.add_argument("--modbus-port", type=int, default=5020)
     parser.add_argument("--scan-interval", type=int, default=10)
-    parser.add_argument("--wait", type=float, default=60.0, help="seconds between two reads")
+    parser.add_argument("--wait", type=float, default=30.0, help="seconds between two reads")
+    parser.add_argument("--state", type=Path, default=Path(".demo/simulator.json"))
+    parser.add_argument("--record", type=Path, default=Path(".demo/months.json"))
     args = parser.parse_args()
     if args.command == "provision":
         asyncio.run(provision(args.url, args.modbus_port, args.scan_interval))
         return 0
-    return asyncio.run(check(args.url, args.wait))
+    if args.command == "months":
+        asyncio.run(months(args.url, args.state, args.record))
+        return 0
+    return asyncio.run(check(args.url, args.wait, args.modbus_port, args.state, args.record))
 
 
 if __name__ == "__main__":

@@ -300,6 +300,7 @@ class MeterSimulator:
         transport: Transport = "tcp",
         serial_port: str = "",
         baudrate: int = 9600,
+        clock: float = 0.0,
     ) -> None:
         for meter in meters:
             if not 1 <= meter.device_id <= 247:
@@ -314,12 +315,13 @@ class MeterSimulator:
         self.baudrate = baudrate
         #: Requests received, by function code (the benchmark counts them).
         self.requests: Counter[int] = Counter()
-        self._sim_time = 0.0
+        #: Simulated seconds; the demo starts it at a Unix time so load profiles follow a calendar.
+        self._sim_time = clock
         self._server: _TcpServer | _SerialServer | None = None
         self._ticker: asyncio.Task[None] | None = None
 
     def now(self) -> float:
-        """Simulated seconds since the simulator started."""
+        """Simulated seconds: since the simulator started, or from the ``clock`` it was given."""
         return self._sim_time
 
     def advance(self, seconds: float) -> None:
