@@ -43,7 +43,7 @@ from .const import (
     PAYMENT_METHODS,
 )
 from .coordinator import PrepaidConfigEntry, TenantConfig
-from .documents import language, render_html, user_template
+from .documents import BillTemplateError, language, render_html, user_template
 from .engine.billing import BILLING_MODES
 from .engine.calendars import BillingPeriod, CalendarError, billing_period
 from .engine.money import MoneyError, minor_unit, parse_amount
@@ -724,6 +724,8 @@ async def async_issue_bills(
         except (RatingError, TariffError, CalendarError) as err:
             # The engine's reasons are not action errors of their own (no translation).
             raise _error("bill_failed") from err
+        except BillTemplateError as err:
+            raise _error("bill_template_failed", error=str(err)) from err
         for bill in done:
             if not bill.duplicate:
                 _fire_issued(hass, entry, bill)
@@ -785,6 +787,8 @@ async def _async_recalculate_bill(call: ServiceCall) -> ServiceResponse:
             )
         except LedgerError as err:
             raise _error(err.key, **err.placeholders) from err
+        except BillTemplateError as err:
+            raise _error("bill_template_failed", error=str(err)) from err
         _fire_issued(hass, entry, issued)
         return _bill_answer(entry, issued)
     raise _error("unknown_bill", bill=str(bill_id))

@@ -38,7 +38,8 @@ def size(short: int, long: int, env: str) -> int:
 def picture(session: Session, site: str) -> dict[str, Any]:
     """Everything the store holds for a refused call to leave unchanged.
 
-    Every table, row by row, except the append-only ones (counted); and the ledger's own checks: journal sum, posting count, balances.
+    Every table, row by row, except the append-only ones (counted); and the
+    ledger's own checks: journal sum, posting count, balances.
     """
     bind = session.get_bind()
     shown: dict[str, Any] = {}
