@@ -153,13 +153,30 @@ _payment = st.fixed_dictionaries(
     {"tenant": TENANTS, "amount": AMOUNTS},
     optional={"method": METHODS, "reference": REFERENCES, "note": _weird_text, "x": st.integers()},
 )
+#: A payment that is valid, so that whole batches are accepted now and then.
+_good_payment = st.fixed_dictionaries(
+    {
+        "tenant": st.sampled_from(["t1", "t2", "t3"]),
+        "amount": st.decimals(min_value="0.01", max_value=1000, places=2).map(str),
+    },
+    optional={"method": st.sampled_from(PAYMENT_METHODS), "reference": REFERENCES},
+)
 ACTIONS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "top_up": _with(
         {"tenant": TENANTS, "amount": AMOUNTS},
         {"method": METHODS, "reference": REFERENCES, "note": _weird_text},
     ),
     "top_up_batch": _with(
-        {"payments": st.one_of(st.lists(_payment, max_size=4), st.just([]), NON_TEXT)}, {}
+        {
+            "payments": st.one_of(
+                st.lists(_payment, max_size=4),
+                st.lists(_good_payment, min_size=1, max_size=3),
+                st.lists(st.one_of(_good_payment, _payment), min_size=1, max_size=3),
+                st.just([]),
+                NON_TEXT,
+            )
+        },
+        {},
     ),
     "refund": _with(
         {"tenant": TENANTS, "amount": AMOUNTS},

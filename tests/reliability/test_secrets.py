@@ -52,9 +52,7 @@ async def test_no_secrets_in_logs_or_diagnostics(
     caplog.set_level(logging.DEBUG)
     url = _with_password(pg_url)
     entry = site_entry(simulator, url)
-    entry = site_entry(
-        simulator, url, options={CONF_TENANTS: _contacts(dict(entry.options))}
-    )
+    entry = site_entry(simulator, url, options={CONF_TENANTS: _contacts(dict(entry.options))})
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
