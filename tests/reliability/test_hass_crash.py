@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import random
 import signal
@@ -35,7 +36,6 @@ from collections import defaultdict
 from collections.abc import AsyncGenerator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -216,11 +216,7 @@ def _check(db: Path, sent: dict[str, tuple[str, Decimal]], acked: set[str]) -> d
                 values = readings[cursor.meter]
                 assert cursor.value == values[-1], f"{cursor.meter}: cursor is not the last"
                 assert values == sorted(values), f"{cursor.meter}: readings out of order"
-                due = [
-                    (str(b), (b - a) * PRICE)
-                    for a, b in zip(values, values[1:], strict=False)
-                    if b > a
-                ]
+                due = [(str(b), (b - a) * PRICE) for a, b in itertools.pairwise(values) if b > a]
                 assert charges[cursor.meter] == due, f"{cursor.meter}: interval doubled or lost"
                 assert sum((a for _, a in due), Decimal()) == (values[-1] - values[0]) * PRICE
                 expected[f"t{cursor.meter[1:]}"] -= (values[-1] - values[0]) * PRICE
