@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, Concatenate
 
 from homeassistant.config_entries import ConfigEntry
@@ -74,6 +75,12 @@ from .store.ledger import BalanceCache, MeterCharge, TopUpResult
 _LOGGER = logging.getLogger(__name__)
 
 type PrepaidConfigEntry = ConfigEntry[PrepaidRuntimeData]
+
+#: How often the days-left forecast re-reads the recent costs from the store.
+#: Between reads the forecast is recomputed every poll from the cached costs
+#: and the current balance: a week of costs barely moves in a quarter hour,
+#: and the query reads every charge of the window (it must not run per poll).
+FORECAST_REFRESH = timedelta(minutes=15)
 
 #: Where in its counter's range a value must be for a fall to count as a
 #: rollover (last and first tenth) rather than a reset or a swapped meter.
@@ -204,7 +211,27 @@ class SiteConfig:
 
     def tenant_of(self, meter_id: str) -> TenantConfig | None:
         """The tenant whose wallet pays for the meter, if any."""
-        return next((t for t in self.tenants if meter_id in t.meters), None)
+        return self._tenant_by_meter.get(meter_id)
+
+    # Lookups by id, built once per site (a poll looks up every meter and
+    # tenant: scanning the tuples would make a poll quadratic in the site).
+    @cached_property
+    def _tenant_by_meter(self) -> dict[str, TenantConfig]:
+        found: dict[str, TenantConfig] = {}
+        for tenant in self.tenants:
+            for meter in tenant.meters:
+                found.setdefault(meter, tenant)
+        return found
+
+    @cached_property
+    def meter_by_id(self) -> dict[str, MeterConfig]:
+        """The site's meters by id."""
+        return {m.id: m for m in self.meters}
+
+    @cached_property
+    def tenant_by_id(self) -> dict[str, TenantConfig]:
+        """The site's tenants by id."""
+        return {t.id: t for t in self.tenants}
 
 
 def _tenant(spec: Mapping[str, Any], site_opts: Mapping[str, Any], tz: str) -> TenantConfig:
@@ -314,6 +341,9 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         self._rechecks: dict[str, CALLBACK_TYPE] = {}
         self._balances = BalanceCache()
         self._cursors: dict[str, Decimal] = {}
+        #: Recent cost per tenant (cost, first charge) and when it was read.
+        self._costs: dict[str, tuple[Decimal, datetime]] = {}
+        self._costs_read: datetime | None = None
         self.data = SiteData(
             meters={m.id: MeterState(offline_after=site.offline_after) for m in site.meters},
             tenants={t.id: TenantState() for t in site.tenants},
@@ -337,7 +367,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         for tenant_id, state in self.data.tenants.items():
             state.balance = balances.get(tenant_id, ZERO)
             self._restore(state, stored.get(tenant_id, policy_state.PolicyState()))
-        await self._refresh_forecast(dt_util.utcnow())
+        await self._refresh_forecast(dt_util.utcnow(), reread=True)
 
     @staticmethod
     def _restore(state: TenantState, stored: policy_state.PolicyState) -> None:
@@ -347,13 +377,21 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         if stored.cut_off:
             state.supply = SupplyState.CUT_OFF
 
-    async def _refresh_forecast(self, now: datetime) -> None:
-        """Days left per tenant from its cost over the last ``forecast_days`` days."""
+    async def _refresh_forecast(self, now: datetime, *, reread: bool = False) -> None:
+        """Days left per tenant from its cost over the last ``forecast_days`` days.
+
+        The costs are read from the store at most every ``FORECAST_REFRESH``
+        (or when ``reread``); the days are recomputed from the current balances.
+        """
         window = timedelta(days=self.site.forecast_days)
-        costs = await self.store.run(policy_state.recent_costs, self.site_id, now - window)
+        if reread or self._costs_read is None or now - self._costs_read >= FORECAST_REFRESH:
+            self._costs = await self.store.run(
+                policy_state.recent_costs, self.site_id, now - window
+            )
+            self._costs_read = now
         for tenant in self.site.tenants:
             state = self.data.tenants[tenant.id]
-            cost, first = costs.get(tenant.id, (ZERO, now))
+            cost, first = self._costs.get(tenant.id, (ZERO, now))
             span = min(window, now - first)
             # Less than an hour of history says nothing about a day.
             state.days_left = (
@@ -506,7 +544,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
                 memo=memo,
             )
             self._set_balances(balances)
-            tenant = next(t for t in self.site.tenants if t.id == tenant_id)
+            tenant = self.site.tenant_by_id[tenant_id]
             await self._apply_policy(tenant, credited=not result.duplicate)
         self.async_update_listeners()
         return result
@@ -564,7 +602,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             except store_faults.STORE_ERRORS as err:
                 state.locked, state.forced_on = was
                 raise store_faults.write_failed(self.hass, self.config_entry, err) from err
-            tenant = next(t for t in self.site.tenants if t.id == tenant_id)
+            tenant = self.site.tenant_by_id[tenant_id]
             await self._apply_policy(tenant)
         self.async_update_listeners()
         return state.supply
@@ -572,7 +610,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
     async def async_grant_emergency(self, tenant_id: str) -> Decimal | None:
         """Give the tenant its emergency credit (once until the next top-up); None if refused."""
         async with self._lock:
-            tenant = next(t for t in self.site.tenants if t.id == tenant_id)
+            tenant = self.site.tenant_by_id[tenant_id]
             state = self.data.tenants[tenant_id]
             if not may_grant_emergency(tenant.policy, state.emergency):
                 return None
@@ -601,7 +639,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         """
         async with self._lock:
             self.data.tenants[tenant_id].overdue = overdue
-            tenant = next(t for t in self.site.tenants if t.id == tenant_id)
+            tenant = self.site.tenant_by_id[tenant_id]
             await self._apply_policy(tenant)
         self.async_update_listeners()
 
@@ -701,7 +739,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             await self.store.run(policy_state.save, self.site_id, tenant.id, state.stored())
         switched = False
         for meter_id in tenant.meters:
-            meter = next(m for m in self.site.meters if m.id == meter_id)
+            meter = self.site.meter_by_id[meter_id]
             mstate = self.data.meters[meter_id]
             sample = mstate.sample
             if not mstate.online or sample is None or sample.relay_closed is None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
@@ -9,10 +12,37 @@ from .const import DOMAIN
 from .coordinator import MeterConfig, MeterState, PrepaidCoordinator, TenantConfig, TenantState
 
 
-class MeterEntity(CoordinatorEntity[PrepaidCoordinator]):
-    """An entity of a sub-meter's device."""
+class SiteEntity(CoordinatorEntity[PrepaidCoordinator]):
+    """An entity of the site's coordinator that writes its state only when it changed.
+
+    A refresh touches every entity of the site (a thousand or more on a big
+    one) while most of them show the same as before (relays, online, supply,
+    warnings); building and comparing a state object for each costs more than
+    the Modbus reads. The comparison here is on what the entity would show.
+    """
 
     _attr_has_entity_name = True
+    _shown: Any = None
+
+    def _shown_key(self) -> Any:
+        """What the entity shows: availability, value and attributes.
+
+        Sensors override it with their native value: their ``state`` (unit
+        conversion, rounding) costs as much as the write it would save.
+        """
+        return (self.available, self.state, self.extra_state_attributes)
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        shown = self._shown_key()
+        if shown == self._shown:
+            return
+        self._shown = shown
+        self.async_write_ha_state()
+
+
+class MeterEntity(SiteEntity):
+    """An entity of a sub-meter's device."""
 
     def __init__(self, coordinator: PrepaidCoordinator, meter: MeterConfig, key: str) -> None:
         super().__init__(coordinator)
@@ -38,10 +68,8 @@ class MeterEntity(CoordinatorEntity[PrepaidCoordinator]):
         return super().available and self.meter_state.online
 
 
-class TenantEntity(CoordinatorEntity[PrepaidCoordinator]):
+class TenantEntity(SiteEntity):
     """An entity of a tenant account's device."""
-
-    _attr_has_entity_name = True
 
     def __init__(self, coordinator: PrepaidCoordinator, tenant: TenantConfig, key: str) -> None:
         super().__init__(coordinator)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from homeassistant.components.sensor import (
     SensorDeviceClass,
@@ -203,6 +204,9 @@ class MeterSensor(MeterEntity, SensorEntity):
         super().__init__(coordinator, meter, description.key)
         self.entity_description = description
 
+    def _shown_key(self) -> Any:
+        return (self.available, self.native_value)
+
     @property
     def native_value(self) -> Decimal | None:
         """The register's decoded value."""
@@ -227,6 +231,9 @@ class TenantSensor(TenantEntity, SensorEntity):
         self.entity_description = description
         if description.monetary:
             self._attr_native_unit_of_measurement = coordinator.site.currency
+
+    def _shown_key(self) -> Any:
+        return (self.available, self.native_value, self.extra_state_attributes)
 
     @property
     def native_value(self) -> StateType | Decimal:

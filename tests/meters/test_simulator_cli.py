@@ -20,7 +20,8 @@ from devtools.simulator.server import _free_port
 
 async def _line(proc: asyncio.subprocess.Process) -> str:
     assert proc.stdout is not None
-    return (await asyncio.wait_for(proc.stdout.readline(), 10)).decode().strip()
+    # Generous: a loaded CI machine may take many seconds to start a Python process.
+    return (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().strip()
 
 
 @pytest.mark.usefixtures("socket_enabled")

@@ -99,6 +99,8 @@ class ModbusMeter:
             "ctpt": ct_ratio * pt_ratio * multiplier,
             "none": Decimal(1),
         }
+        #: Each value's ratio factor, found once (a poll scales every value).
+        self._scale = {n: self._factor[RATIO_OF[quantity(n)]] for n in profile.names}
         wrap = profile.energy.wrap
         self.energy_wrap = None if wrap is None else wrap * self._factor["ctpt"]
         self._coil_status_every = max(1, coil_status_every)
@@ -106,7 +108,8 @@ class ModbusMeter:
         self._relay: bool | None = None
 
     def _scaled(self, values: dict[str, Decimal]) -> dict[str, Decimal]:
-        return {name: v * self._factor[RATIO_OF[quantity(name)]] for name, v in values.items()}
+        scale = self._scale
+        return {name: v * scale[name] for name, v in values.items()}
 
     async def read(self) -> MeterSample:
         """One poll: the planned blocks, plus a coil relay's state every few polls."""
