@@ -121,6 +121,22 @@ class PostgresCluster:
         with self._admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
 
+    def halt(self) -> None:
+        """Stop the server at once (a crash, as far as clients can tell), keeping its files."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+
+    def resume(self) -> None:
+        """Start a halted server again on the same port and data."""
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port}"
+            f" -c unix_socket_directories={self.socket_dir} -c fsync=off"
+            " -c max_connections=200"
+        )
+        self._run(
+            str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l",
+            str(self.root / "server.log"), "-o", options, "-w", "-t", "60", "start",
+        )  # fmt: skip
+
     def stop(self) -> None:
         """Stop the server and remove its files."""
         try:

@@ -26,6 +26,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from homeassistant.util import dt as dt_util
 from sqlalchemy.orm import Session
 
+from . import store_faults
 from .alarms_runner import AlarmMonitor
 from .charging import Charger
 from .const import (
@@ -493,10 +494,15 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
                 translation_placeholders={"host": self.site.host, "port": str(self.site.port)},
             )
         async with self._lock:
-            await self._charge(data, now)
-            await self._refresh_forecast(now)
-            for tenant in self.site.tenants:
-                await self._apply_policy(tenant)
+            try:
+                await self._charge(data, now)
+                await self._refresh_forecast(now)
+                # Decisions only on stored charges: none when the store failed (store_faults).
+                for tenant in self.site.tenants:
+                    await self._apply_policy(tenant)
+            except store_faults.STORE_ERRORS as err:
+                raise store_faults.poll_failed(self.hass, self.config_entry, err) from err
+        store_faults.store_ok(self.hass, self.config_entry)
         self.alarms.after_poll(now)
         return data
 
@@ -699,7 +705,11 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             return result, balances, charged, policy_state.load(session, self.site_id)
 
         async with self._lock:
-            result, balances, charged, stored = await self.store.run(write)
+            try:
+                result, balances, charged, stored = await self.store.run(write)
+            except store_faults.STORE_ERRORS as err:
+                raise store_faults.write_failed(self.hass, self.config_entry, err) from err
+            store_faults.store_ok(self.hass, self.config_entry)
             before = {t: s.balance for t, s in self.data.tenants.items()}
             self._set_balances(balances)
             self._cursors = {m: c.value for m, c in charged.items()}
@@ -723,11 +733,16 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         """Set the manual lock and/or force-on (kept across restarts) and apply it now."""
         async with self._lock:
             state = self.data.tenants[tenant_id]
+            was = state.locked, state.forced_on
             if locked is not None:
                 state.locked = locked
             if forced_on is not None:
                 state.forced_on = forced_on
-            await self.store.run(policy_state.save, self.site_id, tenant_id, state.stored())
+            try:
+                await self.store.run(policy_state.save, self.site_id, tenant_id, state.stored())
+            except store_faults.STORE_ERRORS as err:
+                state.locked, state.forced_on = was
+                raise store_faults.write_failed(self.hass, self.config_entry, err) from err
             tenant = self.site.tenant_by_id[tenant_id]
             await self._apply_policy(tenant)
         self.async_update_listeners()
@@ -740,8 +755,12 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             state = self.data.tenants[tenant_id]
             if not may_grant_emergency(tenant.policy, state.emergency):
                 return None
-            state.emergency = tenant.policy.emergency_credit
-            await self.store.run(policy_state.save, self.site_id, tenant_id, state.stored())
+            was, state.emergency = state.emergency, tenant.policy.emergency_credit
+            try:
+                await self.store.run(policy_state.save, self.site_id, tenant_id, state.stored())
+            except store_faults.STORE_ERRORS as err:
+                state.emergency = was
+                raise store_faults.write_failed(self.hass, self.config_entry, err) from err
             self.hass.bus.async_fire(
                 EVENT_EMERGENCY_CREDIT,
                 {

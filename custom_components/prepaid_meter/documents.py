@@ -22,7 +22,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, Undefined, select_autoescape
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
@@ -200,12 +201,76 @@ def _context(doc: Mapping[str, Any], lang: str) -> dict[str, Any]:
     }
 
 
+class BillTemplateError(Exception):
+    """A landlord's own bill template failed; the text says why. Nothing was issued."""
+
+
+#: How many loop items (``range``) and characters (``*``) a user template may make.
+USER_TEMPLATE_BUDGET = 100_000
+
+
+class _BillSandbox(SandboxedEnvironment):
+    """Jinja2's sandbox with a budget, so that a template cannot run for ever or fill memory.
+
+    The sandbox already refuses Python internals (``__class__``, ``__globals__``)
+    and has no loader, so ``include``, ``import`` and ``extends`` find no files.
+    On top of it: every ``range`` of one render draws from one budget of loop
+    items (nested loops multiply, the budget does not), repetition and powers
+    are bounded, and ``lipsum`` is gone.
+    """
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def __init__(self) -> None:
+        super().__init__(autoescape=True, trim_blocks=True, lstrip_blocks=True)
+        self.globals.pop("lipsum", None)
+        self.globals["range"] = self._range
+        self._left = USER_TEMPLATE_BUDGET
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Undefined:
+        """Refuse an internal attribute at once (the stock sandbox prints it as empty)."""
+        raise SecurityError(f"access to {attribute!r} of a {type(obj).__name__} is not allowed")
+
+    def _range(self, *args: int) -> range:
+        items = range(*args)
+        self._left -= len(items)
+        if self._left < 0:
+            raise BillTemplateError(f"loops over more than {USER_TEMPLATE_BUDGET} items")
+        return items
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if (
+            operator == "**"
+            and isinstance(left, int)
+            and isinstance(right, int)
+            and max(abs(left).bit_length(), 1) * right > 4096  # a number of over 4096 bits
+        ):
+            raise BillTemplateError("power too large")
+        if operator == "*" and any(
+            isinstance(seq, str | list | tuple)
+            and isinstance(n, int)
+            and len(seq) * n > USER_TEMPLATE_BUDGET
+            for seq, n in ((left, right), (right, left))
+        ):
+            raise BillTemplateError("repetition too large")
+        return super().call_binop(context, operator, left, right)
+
+
 def render_html(doc: Mapping[str, Any], lang: str = "en", user_template: str | None = None) -> str:
-    """The bill as HTML: the default template, or a user's template in a sandbox."""
+    """The bill as HTML: the default template, or a user's template in a sandbox.
+
+    Whatever goes wrong in a user's template (syntax, a refused attribute, a
+    budget spent) is raised as ``BillTemplateError``.
+    """
     lang = language(lang)
     if user_template is not None:
-        env = _setup(SandboxedEnvironment(autoescape=True, trim_blocks=True, lstrip_blocks=True))
-        return env.from_string(user_template).render(_context(doc, lang))
+        try:
+            env = _setup(_BillSandbox())
+            return env.from_string(user_template).render(_context(doc, lang))
+        except BillTemplateError:
+            raise
+        except Exception as err:  # anything a template can raise: all of it is the template's
+            raise BillTemplateError(f"{type(err).__name__}: {err}"[:300]) from err
     return _default_env().get_template(TEMPLATE_NAME).render(_context(doc, lang))
 
 

@@ -44,7 +44,7 @@ from .const import (
     PAYMENT_METHODS,
 )
 from .coordinator import PrepaidConfigEntry, TenantConfig
-from .documents import language, render_html, user_template
+from .documents import BillTemplateError, language, render_html, user_template
 from .engine.billing import BILLING_MODES, Fee
 from .engine.calendars import BillingPeriod, CalendarError, billing_period
 from .engine.money import MoneyError, minor_unit, parse_amount
@@ -246,10 +246,13 @@ def _reference(value: str | None, prefix: str = "auto") -> str:
 
 def _time(value: object) -> datetime:
     """An ISO time; without an offset it is the Home Assistant time zone's local time."""
-    parsed = dt_util.parse_datetime(str(value).strip()) if value is not None else None
-    if parsed is None:
-        raise _error("invalid_time", time=str(value))
-    return dt_util.as_utc(parsed)
+    try:
+        parsed = dt_util.parse_datetime(str(value).strip()) if value is not None else None
+        if parsed is not None:
+            return dt_util.as_utc(parsed)
+    except (ValueError, OverflowError):  # well formed but no such time (30 February, year 0)
+        pass
+    raise _error("invalid_time", time=str(value))
 
 
 def _actor(call: ServiceCall) -> str | None:
@@ -746,8 +749,13 @@ async def async_issue_bills(
                     # the documents themselves are served at their URLs.
                     documents=len(tenants) <= BILL_CHUNK,
                 )
-            except (LedgerError, RatingError, TariffError, CalendarError) as err:
-                raise _error(getattr(err, "key", "bill_failed")) from err
+            except LedgerError as err:
+                raise _error(err.key, **err.placeholders) from err
+            except (RatingError, TariffError, CalendarError) as err:
+                # The engine's reasons are not action errors of their own (no translation).
+                raise _error("bill_failed") from err
+            except BillTemplateError as err:
+                raise _error("bill_template_failed", error=str(err)) from err
             for bill in done:
                 if not bill.duplicate:
                     _fire_issued(hass, entry, bill)
@@ -789,6 +797,8 @@ async def _async_recalculate_bill(call: ServiceCall) -> ServiceResponse:
         bill_id = int(str(call.data[ATTR_BILL]).strip())
     except ValueError as err:
         raise _error("unknown_bill", bill=str(call.data[ATTR_BILL])) from err
+    if not 0 < bill_id < 2**63:  # no bill has it, and the database cannot even look it up
+        raise _error("unknown_bill", bill=str(call.data[ATTR_BILL]))
     for entry in _entries(hass, call.data.get(ATTR_CONFIG_ENTRY_ID)):
         row = await entry.runtime_data.store.run(bills.get_bill, entry.entry_id, bill_id)
         if row is None:
@@ -814,6 +824,8 @@ async def _async_recalculate_bill(call: ServiceCall) -> ServiceResponse:
             )
         except LedgerError as err:
             raise _error(err.key, **err.placeholders) from err
+        except BillTemplateError as err:
+            raise _error("bill_template_failed", error=str(err)) from err
         _fire_issued(hass, entry, issued)
         return _bill_answer(entry, issued)
     raise _error("unknown_bill", bill=str(bill_id))

@@ -565,15 +565,18 @@ def _error(key: str, **placeholders: str) -> ServiceValidationError:
 
 
 def _when(value: object) -> datetime:
-    parsed = dt_util.parse_datetime(str(value).strip())
-    if parsed is None:
-        day = dt_util.parse_date(str(value).strip())
-        if day is None:
-            raise _error("invalid_time", time=str(value))
-        parsed = datetime.combine(day, datetime.min.time())
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt_util.get_default_time_zone())
-    return dt_util.as_utc(parsed)
+    try:
+        parsed = dt_util.parse_datetime(str(value).strip())
+        if parsed is None:
+            day = dt_util.parse_date(str(value).strip())
+            if day is None:
+                raise _error("invalid_time", time=str(value))
+            parsed = datetime.combine(day, datetime.min.time())
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt_util.get_default_time_zone())
+        return dt_util.as_utc(parsed)
+    except (ValueError, OverflowError) as err:  # well formed, but no such time
+        raise _error("invalid_time", time=str(value)) from err
 
 
 async def _async_share_costs(call: ServiceCall) -> ServiceResponse:
