@@ -599,6 +599,37 @@ def _answer(row: BillRow, *, full: bool = True, **extra: Any) -> IssuedBill:
     )
 
 
+def _bill_row(spec: SiteSpec, bill: Bill, document: dict[str, Any], seq: int) -> BillRow:
+    """The stored bill: its document as JSON and the document's content hash."""
+    source = bill.source
+    return BillRow(
+        site=spec.site,
+        tenant=source.tenant,
+        period_start=source.period.start,
+        period_end=source.period.end,
+        revision=source.revision,
+        issued_at=source.issued_at,
+        currency=source.currency,
+        total=bill.total,
+        document=json.dumps(document, sort_keys=True, ensure_ascii=False),
+        seq=seq,
+        number=source.number,
+        content_hash=content_hash(document),
+        mode=source.mode,
+    )
+
+
+def _issued(row: BillRow, document: dict[str, Any], full: bool) -> IssuedBill:
+    """The answer for a bill just stored (its row flushed), without reading it back."""
+    if not full:
+        return IssuedBill(id=row.id, number=row.number or "", revision=row.revision,
+                          tenant=row.tenant, period_start=row.period_start,
+                          period_end=row.period_end, total=row.total, currency=row.currency,
+                          content_hash=row.content_hash or "",
+                          tenant_name=document["tenant"]["name"], document=None)  # fmt: skip
+    return _answer(row)
+
+
 def _store(
     session: Session,
     spec: SiteSpec,
@@ -608,24 +639,7 @@ def _store(
     render_format: str = "html:en",
 ) -> BillRow:
     document = bill.to_dict()
-    digest = content_hash(document)
-    document_text = json.dumps(document, sort_keys=True, ensure_ascii=False)
-    source = bill.source
-    row = BillRow(
-        site=spec.site,
-        tenant=source.tenant,
-        period_start=source.period.start,
-        period_end=source.period.end,
-        revision=source.revision,
-        issued_at=source.issued_at,
-        currency=source.currency,
-        total=bill.total,
-        document=document_text,
-        seq=seq,
-        number=source.number,
-        content_hash=digest,
-        mode=source.mode,
-    )
+    row = _bill_row(spec, bill, document, seq)
     session.add(row)
     if render is not None:
         session.flush()
@@ -655,36 +669,73 @@ def issue_bills(
 
     A tenant who already has a bill starting at the same instant gets that
     bill back (issuing is idempotent); numbers stay gap-free because they are
-    taken inside the transaction that stores the bills.
+    taken inside the transaction that stores the bills. The bills of a call
+    (a chunk of a run) are looked up and stored together, a few statements
+    for all of them rather than a few for each.
     """
     tariffs: dict[str | None, Tariff] = {}
     seq = _next_seq(session, spec.site)
-    out: list[IssuedBill] = []
+    latest = _latest_bills(session, spec.site, tenants, periods)
+    stored: dict[tuple[str, datetime], int] = {}  # a bill of this call, by its index in `new`
+    new: list[tuple[BillRow, dict[str, Any], bytes | None]] = []
+    plan: list[IssuedBill | tuple[int, bool]] = []  # an earlier bill, or (index, duplicate)
     for tenant, period in zip(tenants, periods, strict=True):
-        existing = session.scalars(
-            select(BillRow)
-            .where(
-                BillRow.site == spec.site,
-                BillRow.tenant == tenant.id,
-                BillRow.period_start == period.start,
-            )
-            .order_by(BillRow.revision.desc())
-            .limit(1)
-        ).first()
+        key = (tenant.id, period.start)
+        if key in stored:  # the same tenant and period twice in one call
+            plan.append((stored[key], True))
+            continue
+        existing = latest.get(key)
         if existing is not None:
-            out.append(_answer(existing, full=documents, duplicate=True))
+            plan.append(_answer(existing, full=documents, duplicate=True))
             continue
         if tenant.tariff not in tariffs:
             tariffs[tenant.tariff] = tariff or site_tariff(session, spec, tenant.tariff)
         bill = gather(session, spec, tenant, period, tariffs[tenant.tariff],
                       number=bill_number(seq), revision=1, issued_at=issued_at,
                       settle=True)  # fmt: skip
-        row = _store(session, spec, bill, seq, render, render_format)
-        session.flush()
-        out.append(_answer(row, full=documents))
+        document = bill.to_dict()
+        row = _bill_row(spec, bill, document, seq)
+        session.add(row)
+        stored[key] = len(new)
+        new.append((row, document, None if render is None else render(document).encode()))
+        plan.append((stored[key], False))
         seq += 1
+    session.flush()  # the chunk's bills in one INSERT; their ids come back
+    for row, _document, html in new:
+        if html is not None:
+            session.add(BillFile(bill_id=row.id, format=render_format, content=html,
+                                 sha256=_sha(html)))  # fmt: skip
+    answers = [_issued(row, document, documents) for row, document, _html in new]
+    out: list[IssuedBill] = []
+    for item in plan:
+        if isinstance(item, tuple):
+            index, duplicate = item
+            item = replace(answers[index], duplicate=True) if duplicate else answers[index]
+        out.append(item)
     session.commit()
     return out
+
+
+def _latest_bills(
+    session: Session,
+    site: str,
+    tenants: Sequence[TenantSpec],
+    periods: Sequence[BillingPeriod],
+) -> dict[tuple[str, datetime], BillRow]:
+    """The latest revision of every bill already issued to the tenants for their periods."""
+    rows = session.scalars(
+        select(BillRow).where(
+            BillRow.site == site,
+            BillRow.tenant.in_({t.id for t in tenants}),
+            BillRow.period_start.in_({p.start for p in periods}),
+        )
+    )
+    latest: dict[tuple[str, datetime], BillRow] = {}
+    for row in rows:
+        key = (row.tenant, row.period_start)
+        if key not in latest or row.revision > latest[key].revision:
+            latest[key] = row
+    return latest
 
 
 @_whole

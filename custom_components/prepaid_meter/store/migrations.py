@@ -91,12 +91,32 @@ def _to_v5(conn: Connection) -> None:
     Base.metadata.create_all(conn)
 
 
+def _to_v6(conn: Connection) -> None:
+    """Covering indexes for the bill run: readings with their values, postings with amounts.
+
+    Each replaces an index that is a prefix of it, so every query the old one
+    served uses the new one. Building them reads the two largest tables once
+    (a minute or so for years of 15-minute readings of a thousand meters).
+    """
+    conn.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS ix_pm_reading_meter_value"
+        " ON pm_reading (site, meter, taken_at, value)"
+    )
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_pm_reading_meter")
+    conn.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS ix_pm_posting_account_entry"
+        " ON pm_posting (account_id, entry_id, amount)"
+    )
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_pm_posting_account")
+
+
 #: MIGRATIONS[n] upgrades a version n-1 database to version n.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _to_v2,
     3: _to_v3,
     4: _to_v4,
     5: _to_v5,
+    6: _to_v6,
 }
 
 

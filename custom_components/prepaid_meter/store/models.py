@@ -31,7 +31,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeEngine
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
@@ -282,7 +282,9 @@ class Posting(Base):
 
     __tablename__ = "pm_posting"
     __table_args__ = (
-        Index("ix_pm_posting_account", "account_id"),
+        # Covering: a wallet's postings (the bill run sums a month of them per
+        # tenant) are read from the index alone, without a visit to each row.
+        Index("ix_pm_posting_account_entry", "account_id", "entry_id", "amount"),
         Index("ix_pm_posting_entry", "entry_id"),
     )
 
@@ -320,7 +322,9 @@ class MeterReading(Base):
     """A counter reading (kept for recalculation and disputes)."""
 
     __tablename__ = "pm_reading"
-    __table_args__ = (Index("ix_pm_reading_meter", "site", "meter", "taken_at"),)
+    # Covering: a bill reads a meter's month of readings from the index alone;
+    # the rows themselves lie scattered (every poll writes every meter's).
+    __table_args__ = (Index("ix_pm_reading_meter_value", "site", "meter", "taken_at", "value"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     site: Mapped[str] = mapped_column(String(64))
