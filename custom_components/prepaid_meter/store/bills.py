@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, localcontext
-from itertools import pairwise, repeat
+from itertools import chain, pairwise, repeat
 from typing import Any
 
 from sqlalchemy import func, select
@@ -221,6 +221,14 @@ def _reading_at(session: Session, site: str, meter: str, at: datetime) -> Decima
     return Decimal(rows[0][1]) if rows else None
 
 
+@functools.lru_cache(maxsize=4)
+def _readings_at(n: int) -> str:
+    """One statement for a meter's readings at or before each of ``n`` instants."""
+    return "SELECT " + ", ".join(
+        f"({_READING_AT.replace('taken_at, value', 'value')})" for _ in range(n)
+    )
+
+
 def _history(
     session: Session, site: str, meters: Sequence[str], end: datetime, tz: str
 ) -> list[tuple[str, Decimal]]:
@@ -236,10 +244,11 @@ def _history(
     bounds.append(end)
     bounds = sorted(set(bounds))
     values: dict[datetime, Decimal] = dict.fromkeys(bounds, ZERO)
+    sql = _readings_at(len(bounds))
     for meter in meters:
-        for b in bounds:
-            v = _reading_at(session, site, meter, b)
-            values[b] += v if v is not None else ZERO
+        row = _raw(session, sql, *chain.from_iterable((site, meter, b) for b in bounds))[0]
+        for b, v in zip(bounds, row, strict=True):
+            values[b] += Decimal(v) if v is not None else ZERO
     out: list[tuple[str, Decimal]] = []
     for a, b in pairwise(bounds):
         used = max(values[b] - values[a], ZERO)
