@@ -46,7 +46,7 @@ from ..engine.intervals import IntervalUse
 from ..engine.money import ZERO, round_money
 from ..engine.prepaid import price_grid, tenant_usage
 from ..engine.rating import UsageSeries, rate_period
-from ..engine.tariffs import Tariff, tariff_from_dict
+from ..engine.tariffs import Tariff
 from .ledger import (
     EXACT_PRECISION,
     LedgerError,
@@ -59,7 +59,7 @@ from .ledger import (
 from .models import Bill as BillRow
 from .models import BillFile, TariffVersion
 from .period_charges import owed, settle_period
-from .tariffs import stored_tariff
+from .tariffs import parsed_tariff, stored_tariff
 
 #: How far back a bill may be recalculated.
 RECALCULATE_MONTHS = 12
@@ -137,15 +137,7 @@ def site_tariff(session: Session, spec: SiteSpec, tariff_id: str | None = None) 
     if not rows:
         return flat_tariff(spec.price, spec.currency, spec.timezone)
     first = rows[0].tariff
-    versions: list[Any] = []
-    base: dict[str, Any] = {}
-    for row in rows:
-        if row.tariff != first:
-            continue
-        data = json.loads(row.definition)
-        base = {k: v for k, v in data.items() if k != "versions"}
-        versions.extend(data["versions"])
-    return tariff_from_dict({**base, "versions": versions})
+    return parsed_tariff(tuple(row.definition for row in rows if row.tariff == first))
 
 
 # Plain SQL on the driver's own cursor for the bulk reads of a bill run: a

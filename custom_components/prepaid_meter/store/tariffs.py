@@ -9,6 +9,7 @@ a new version).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -84,10 +85,21 @@ def stored_tariff(session: Session, site: str, tariff: str) -> Tariff:
     ).all()
     if not rows:
         raise KeyError(tariff)
+    return parsed_tariff(tuple(row.definition for row in rows))
+
+
+@functools.lru_cache(maxsize=32)
+def parsed_tariff(definitions: tuple[str, ...]) -> Tariff:
+    """The tariff of stored version rows (oldest first; the latest's name and zone).
+
+    The same rows give the same (immutable) object: rating keeps its work on
+    a tariff - how a month of intervals falls into its periods - by the
+    tariff's identity, and a bill run reads the tariff again for each chunk.
+    """
     versions: list[Any] = []
     base: dict[str, Any] = {}
-    for row in rows:
-        data = json.loads(row.definition)
+    for definition in definitions:
+        data = json.loads(definition)
         base = {k: v for k, v in data.items() if k != "versions"}
         versions.extend(data["versions"])
     return tariff_from_dict({**base, "versions": versions})
