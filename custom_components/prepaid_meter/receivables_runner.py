@@ -42,6 +42,8 @@ class ReceivablesMonitor:
         self.grace_days = max(0, int(options.get(CONF_OVERDUE_GRACE_DAYS) or 0))
         self.timezone = str(self.hass.config.time_zone)
         self._next: CALLBACK_TYPE | None = None
+        #: Issued bills already read (they never change; see ``store.receivables``).
+        self._bills: receivables.BillCache = {}
 
     def evaluate(self, session: Session, now: datetime) -> receivables.Evaluation | None:
         """The postpaid accounts now (on the store's thread); None on a site without any."""
@@ -54,6 +56,7 @@ class ReceivablesMonitor:
             now=now,
             grace_days=self.grace_days,
             timezone=self.timezone,
+            cache=self._bills,
         )
 
     @callback
@@ -85,7 +88,7 @@ class ReceivablesMonitor:
                 "bill_number": bill.number,
                 "bill_id": bill.bill_id,
                 "amount_open": str(round_money(bill.open, currency)),
-                "due": local_date(bill.due_at, self.timezone).isoformat(),
+                "due": local_date(bill.due_at, self.timezone).isoformat() if bill.due_at else None,
                 "currency": currency,
             }
             _LOGGER.info("Bill %s of %s is overdue", bill.number, tenant.name)

@@ -31,7 +31,7 @@ class BillDue:
     #: What the latest revision says is owed (its total).
     amount: Decimal
     #: The latest revision's due date (an instant; the local day it falls on counts).
-    due_at: datetime
+    due_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,9 +43,9 @@ class Receivable:
     period_start: datetime
     amount: Decimal
     paid: Decimal
-    due_at: datetime
-    #: The first instant the bill counts as overdue if still open.
-    overdue_from: datetime
+    due_at: datetime | None
+    #: The first instant the bill counts as overdue (None: paid in full, or no due date).
+    overdue_from: datetime | None
     overdue: bool
 
     @property
@@ -74,13 +74,17 @@ class Account:
 
     def next_overdue_at(self, now: datetime) -> datetime | None:
         """When the next open bill, not overdue yet, becomes overdue (None: none will)."""
-        ahead = [b.overdue_from for b in self.bills if b.open > 0 and not b.overdue]
+        ahead = [b.overdue_from for b in self.bills if b.overdue_from and not b.overdue]
         return min((at for at in ahead if at > now), default=None)
 
 
 def overdue_from(due_at: datetime, grace_days: int, timezone: str) -> datetime:
     """The local midnight after the due date's local day and ``grace_days`` more days."""
     return local_midnight(local_date(due_at, timezone) + timedelta(days=1 + grace_days), timezone)
+
+
+def _oldest_first(bills: Sequence[BillDue]) -> list[BillDue]:
+    return sorted(bills, key=lambda b: (b.period_start, b.bill_id))
 
 
 def allocate(
@@ -98,14 +102,16 @@ def allocate(
     Allocations and the credit left add up to ``paid`` plus such credits, to
     the cent: nothing is rounded here (amounts are posted, rounded, amounts).
     """
-    ordered = sorted(bills, key=lambda b: (b.period_start, b.bill_id))
+    ordered = _oldest_first(bills)
     left = max(paid, ZERO) + sum((-b.amount for b in ordered if b.amount < 0), ZERO)
     out: list[Receivable] = []
     for bill in ordered:
         amount = max(bill.amount, ZERO)
         applied = min(amount, left)
         left -= applied
-        starts = overdue_from(bill.due_at, grace_days, timezone)
+        starts = None
+        if applied < amount and bill.due_at is not None:
+            starts = overdue_from(bill.due_at, grace_days, timezone)
         out.append(
             Receivable(
                 bill_id=bill.bill_id,
@@ -115,7 +121,7 @@ def allocate(
                 paid=applied,
                 due_at=bill.due_at,
                 overdue_from=starts,
-                overdue=applied < amount and utc(now) >= starts,
+                overdue=starts is not None and utc(now) >= starts,
             )
         )
     return Account(bills=tuple(out), credit=left)

@@ -22,13 +22,12 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..engine.receivables import Account, BillDue, Receivable, allocate
-from .models import Account as LedgerAccount
-from .models import Bill, BillNotice, JournalEntry, Posting
+from .models import Bill, BillNotice, PaymentReference
 
 ZERO = Decimal(0)
 POSTPAID = "postpaid"
 OVERDUE = "overdue"
-#: Ledger kinds that pay a postpaid tenant's bills (a refund pays money back).
+#: Payment kinds that pay a postpaid tenant's bills (a refund pays money back).
 PAYMENT_KINDS = ("top_up", "refund")
 
 
@@ -47,68 +46,97 @@ def _due_at(session: Session) -> ColumnElement[str | None]:
     return func.json_extract(Bill.document, "$.due_at")
 
 
-def bills_owed(session: Session, site: str, tenants: Collection[str]) -> dict[str, list[BillDue]]:
-    """Each tenant's postpaid bills, one per period: the latest revision."""
+#: Postpaid bills already read, by id: (tenant, revision, the bill). Issued bills never
+#: change, so a long-lived reader (the site's monitor) keeps them and reads only new ones.
+type BillCache = dict[int, tuple[str, int, BillDue]]
+
+
+def bills_owed(
+    session: Session, site: str, tenants: Collection[str], cache: BillCache | None = None
+) -> dict[str, list[BillDue]]:
+    """Each tenant's postpaid bills, one per period: the latest revision.
+
+    A bill's due date is read from its stored document by the database; with
+    a ``cache`` that is done once per bill.
+    """
     if not tenants:
         return {}
-    rows = session.execute(
-        select(
-            Bill.id,
-            Bill.tenant,
-            Bill.period_start,
-            Bill.revision,
-            Bill.number,
-            Bill.total,
-            _due_at(session),
-        ).where(Bill.site == site, Bill.tenant.in_(list(tenants)), Bill.mode == POSTPAID)
-    )
-    latest: dict[tuple[str, datetime], tuple[int, BillDue]] = {}
-    for bill_id, tenant, start, revision, number, total, due in rows:
-        if due is None:
-            continue
-        key = (tenant, start)
-        if key in latest and latest[key][0] >= revision:
-            continue
-        latest[key] = (
-            revision,
-            BillDue(
+    cache = {} if cache is None else cache
+    wanted = (Bill.site == site, Bill.tenant.in_(list(tenants)), Bill.mode == POSTPAID)
+    ids = set(session.scalars(select(Bill.id).where(*wanted)))
+    missing = sorted(ids - cache.keys())
+    for i in range(0, len(missing), 500):
+        rows = session.execute(
+            select(
+                Bill.id,
+                Bill.tenant,
+                Bill.period_start,
+                Bill.revision,
+                Bill.number,
+                Bill.total,
+                _due_at(session),
+            ).where(Bill.id.in_(missing[i : i + 500]))
+        )
+        for bill_id, tenant, start, revision, number, total, due in rows:
+            bill = BillDue(
                 bill_id=bill_id,
                 number=number or "",
                 period_start=start,
                 amount=total,
-                due_at=datetime.fromisoformat(due),
-            ),
-        )
+                due_at=None if due is None else datetime.fromisoformat(due),
+            )
+            cache[bill_id] = (tenant, revision, bill)
+    latest: dict[tuple[str, datetime], tuple[int, BillDue]] = {}
+    for bill_id in ids:
+        tenant, revision, bill = cache[bill_id]
+        key = (tenant, bill.period_start)
+        if key not in latest or latest[key][0] < revision:
+            latest[key] = (revision, bill)
     out: dict[str, list[BillDue]] = {}
     for (tenant, _start), (_rev, bill) in latest.items():
         out.setdefault(tenant, []).append(bill)
     return out
 
 
-def payments(session: Session, site: str, since: dict[str, datetime]) -> dict[str, Decimal]:
-    """Per tenant: top-ups less refunds on its wallet at or after ``since[tenant]``.
+def payments(session: Session, site: str, tenants: Collection[str]) -> dict[str, Decimal]:
+    """Per postpaid tenant: its top-ups less its refunds since its first postpaid bill's period.
 
-    Summed in Python with Decimal (SQLite stores amounts as exact text).
+    Read from the payment references (one row per payment, kept with the
+    entry it posted), not from the journal, which holds every charge too;
+    added up per tenant and kind by the database (exactly: NUMERIC on
+    PostgreSQL; on SQLite, where amounts are exact text, the texts are
+    joined there and added in Python with Decimal).
     """
-    if not since:
+    if not tenants:
         return {}
+    first = (
+        select(Bill.tenant, func.min(Bill.period_start).label("since"))
+        .where(Bill.site == site, Bill.tenant.in_(list(tenants)), Bill.mode == POSTPAID)
+        .group_by(Bill.tenant)
+        .subquery()
+    )
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    amount = (
+        func.group_concat(PaymentReference.amount, "|")
+        if sqlite
+        else func.sum(PaymentReference.amount)
+    )
     rows = session.execute(
-        select(JournalEntry.tenant, JournalEntry.created_at, Posting.amount)
-        .join(Posting, Posting.entry_id == JournalEntry.id)
-        .join(LedgerAccount, LedgerAccount.id == Posting.account_id)
+        select(PaymentReference.tenant, PaymentReference.kind, amount)
+        .join(first, first.c.tenant == PaymentReference.tenant)
         .where(
-            JournalEntry.site == site,
-            JournalEntry.kind.in_(PAYMENT_KINDS),
-            JournalEntry.tenant.in_(list(since)),
-            JournalEntry.created_at >= min(since.values()),
-            LedgerAccount.kind == "wallet",
-            LedgerAccount.tenant == JournalEntry.tenant,
+            PaymentReference.site == site,
+            PaymentReference.kind.in_(PAYMENT_KINDS),
+            PaymentReference.received_at >= first.c.since,
         )
+        .group_by(PaymentReference.tenant, PaymentReference.kind)
     )
     out: dict[str, Decimal] = {}
-    for tenant, at, amount in rows:
-        if at >= since[tenant]:
-            out[tenant] = out.get(tenant, ZERO) + amount
+    for tenant, kind, total in rows:
+        if isinstance(total, str):
+            total = sum(map(Decimal, total.split("|")), ZERO)
+        paid = Decimal(total)
+        out[tenant] = out.get(tenant, ZERO) + (paid if kind == "top_up" else -paid)
     return out
 
 
@@ -120,11 +148,11 @@ def accounts(
     now: datetime,
     grace_days: int = 0,
     timezone: str = "UTC",
+    cache: BillCache | None = None,
 ) -> dict[str, Account]:
     """Every given (postpaid) tenant's bills with the payments applied, oldest first."""
-    owed = bills_owed(session, site, tenants)
-    since = {t: min(b.period_start for b in bills) for t, bills in owed.items()}
-    paid = payments(session, site, since)
+    owed = bills_owed(session, site, tenants, cache)
+    paid = payments(session, site, list(owed))
     return {
         tenant: allocate(
             owed.get(tenant, []),
@@ -145,9 +173,11 @@ def evaluate(
     now: datetime,
     grace_days: int = 0,
     timezone: str = "UTC",
+    cache: BillCache | None = None,
 ) -> Evaluation:
     """The accounts, and a notice for each overdue bill that has none yet (stored, committed)."""
-    found = accounts(session, site, tenants, now=now, grace_days=grace_days, timezone=timezone)
+    found = accounts(session, site, tenants, now=now, grace_days=grace_days, timezone=timezone,
+                     cache=cache)  # fmt: skip
     overdue = [(t, b) for t, account in found.items() for b in account.bills if b.overdue]
     if not overdue:
         return Evaluation(accounts=found, newly_overdue=[])
