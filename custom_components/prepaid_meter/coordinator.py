@@ -435,9 +435,10 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         await self.costs.async_load(self.store, self.site_id)
         await self._refresh_forecast(dt_util.utcnow(), reread=True)
         self.alarms.restore()
+        # Postpaid accounts (start first: a planned check is dropped when the entry unloads).
+        self.receivables.async_start()
         now = dt_util.utcnow()
         self.receivables.apply(await self.store.run(self.receivables.evaluate, now), now)
-        self.receivables.async_start()
 
     async def _setup_charger(self) -> None:
         """Keep the tariffs' versions, then rebuild each tenant's rating of the current period."""
