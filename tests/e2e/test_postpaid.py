@@ -240,8 +240,12 @@ async def test_two_open_bills_are_paid_oldest_first_and_a_recalculation_changes_
     assert Decimal(revised["total"]) == second_total + 50
     assert amount_due(hass) == second_total + 49
 
-    # Overdue (the revision's due date, a day's grace), without a cut-off: this policy has none.
+    # Home Assistant is down while the bill falls overdue (the revision's due date, a day's
+    # grace): found at start-up. No cut-off: this tenant's policy has none.
+    assert await hass.config_entries.async_unload(entry.entry_id)
     await move_to(hass, freezer, datetime(2026, 10, 5, 16, 0, 1, tzinfo=UTC))
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
     assert state(hass, "binary_sensor.shop_01_bill_overdue") == "on"
     assert simulator.meters[1].relay_closed
     overdue = [e.data["bill_number"] for e in events if e.event_type == EVENT_BILL_OVERDUE]
