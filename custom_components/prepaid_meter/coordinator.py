@@ -140,7 +140,7 @@ class TenantConfig:
     meters: tuple[str, ...]
     policy: SupplyPolicy = field(default_factory=SupplyPolicy)
     warnings: WarningLevels = field(default_factory=WarningLevels)
-    #: Postpaid: cut off while a bill is overdue (see ``PrepaidCoordinator.async_set_overdue``).
+    #: Postpaid: cut off while a bill is overdue (see ``receivables_runner``).
     cut_off_when_overdue: bool = False
     #: Abnormal-use alarm limits (see ``engine/alarms.py``).
     use_limits: UseLimits = field(default_factory=UseLimits)
@@ -812,7 +812,10 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         self.async_update_listeners()
 
     async def async_set_overdue(self, tenant_id: str, overdue: bool) -> None:
-        """Hook for the bills engine: a postpaid tenant's bill is (no longer) overdue.
+        """Set a tenant's overdue flag by hand (a bill is, or is no longer, overdue).
+
+        For postpaid tenants the receivables monitor derives the flag from the
+        store at every check, which replaces a flag set here.
 
         Tenants whose policy has ``cut_off_when_overdue`` are then cut off like
         a prepaid tenant out of credit (grace and friendly hours apply).
