@@ -800,11 +800,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         """
         async with self._lock:
             now = dt_util.utcnow()
-            try:
-                owed = await self.store.run(self.receivables.evaluate, now)
-            except store_faults.STORE_ERRORS as err:
-                _LOGGER.warning("Postpaid accounts not checked: %s", err)
-                return
+            owed = await self.store.run(self.receivables.evaluate, now)
             self.receivables.apply(owed, now)
             for tenant in self.site.tenants:
                 if tenant.postpaid:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import CALLBACK_TYPE, callback
 from homeassistant.helpers.event import async_track_point_in_utc_time, async_track_time_change
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .const import CONF_OVERDUE_GRACE_DAYS, DOMAIN, EVENT_BILL_OVERDUE
@@ -46,18 +47,28 @@ class ReceivablesMonitor:
         self._bills: receivables.BillCache = {}
 
     def evaluate(self, session: Session, now: datetime) -> receivables.Evaluation | None:
-        """The postpaid accounts now (on the store's thread); None on a site without any."""
+        """The postpaid accounts now (on the store's thread); None on a site without any.
+
+        Also None when the store fails here: this runs after a ledger write
+        has committed (a payment stands even if its check must wait for the
+        next one, at midnight or the next write).
+        """
         if not self.tenants:
             return None
-        return receivables.evaluate(
-            session,
-            self.coordinator.site_id,
-            self.tenants,
-            now=now,
-            grace_days=self.grace_days,
-            timezone=self.timezone,
-            cache=self._bills,
-        )
+        try:
+            return receivables.evaluate(
+                session,
+                self.coordinator.site_id,
+                self.tenants,
+                now=now,
+                grace_days=self.grace_days,
+                timezone=self.timezone,
+                cache=self._bills,
+            )
+        except SQLAlchemyError as err:
+            session.rollback()
+            _LOGGER.warning("Postpaid accounts of %s not checked: %s", self.coordinator.name, err)
+            return None
 
     @callback
     def apply(self, evaluation: receivables.Evaluation | None, now: datetime) -> None:
