@@ -217,7 +217,12 @@ async def test_two_open_bills_are_paid_oldest_first_and_a_recalculation_changes_
     first_total, second_total = Decimal(first["total"]), Decimal(second["total"])
     assert amount_due(hass) == first_total + second_total
 
-    await call(hass, "top_up", tenant="t1", amount=str(first_total + 1), reference="p1")
+    # A bank statement's payments as a batch (the prepaid shop's too).
+    payments = [
+        {"tenant": "t1", "amount": str(first_total + 1), "reference": "p1"},
+        {"tenant": "t2", "amount": "5.00", "reference": "p1-t2"},
+    ]
+    await call(hass, "top_up_batch", payments=payments)
     await hass.async_block_till_done()
     account = await accounts(entry)
     assert [(b.number, b.paid, b.open) for b in account.bills] == [
