@@ -1,14 +1,16 @@
-"""Postpaid accounts: how long deriving every account from the store takes (SQLite).
+"""Postpaid accounts: how long deriving them from the store takes (SQLite).
 
-Every ledger write of a site with postpaid tenants (a payment, a refund, a
-bill run) works out each postpaid tenant's bills, payments and overdue state
-again (`store.receivables.evaluate`) before the supply policy runs, so a
-payment's reconnect waits for it. Here: 1,000 postpaid tenants with a year
-of monthly bills each (documents of a real bill's size) and a payment per
-bill, in a real SQLite file. Figures: the first evaluation (start-up: every
-bill read), the median and the slowest of 20 more (the issued bills already
-read are kept, as the site's monitor keeps them), and a single top-up
-followed by the evaluation, as the coordinator runs them in one store call.
+After every ledger write of a site with postpaid tenants (a payment, a
+refund, a bill run) the tenants it touched are checked again
+(`store.receivables`) before the supply policy runs, so a payment's
+reconnect waits for the check; at start-up, local midnight and when a due
+date passes every postpaid tenant is checked. Here: 1,000 postpaid tenants
+with a year of monthly bills each (documents of a real bill's size) and a
+payment per bill, in a real SQLite file. Figures: a payment (a durable
+top-up) and its check, median and slowest of 20, as the coordinator runs
+them in one store call; a check of every tenant, median and slowest of 20
+(the issued bills already read are kept, as the site's monitor keeps them),
+and the first one (start-up: every bill read).
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ TENANTS = 1000
 MONTHS = 12
 RUNS = 20
 TZ = "Asia/Shanghai"
-#: A check that takes longer than this holds up a payment's reconnect noticeably
-#: (the reconnect benchmark's own target is 250 ms at the 99th percentile).
-TARGET_MS = 250
+#: A payment and its check must leave most of the reconnect budget (the reconnect
+#: benchmark's target: 250 ms from top-up to relay, 99th percentile).
+PAYMENT_TARGET_MS = 100
 
 
 def _document(tenant: str, number: str, due_at: datetime) -> str:
@@ -117,23 +119,29 @@ def run() -> dict[str, object]:
                 times.append((time.perf_counter() - start) * 1000)
         owed = sum((a.amount_due for a in found.accounts.values()), Decimal(0))
         assert owed == Decimal("1849.26") * TENANTS, owed
-        with sessions() as s:
-            start = time.perf_counter()
-            ledger.top_up(s, site=SITE, tenant="t1", amount=Decimal("1849.26"), method="cash",
-                          reference="last", at=now)  # fmt: skip
-            after = receivables.evaluate(s, SITE, tenants, now=now, timezone=TZ, cache=cache)
-            payment_ms = (time.perf_counter() - start) * 1000
-        assert after.accounts["t1"].amount_due == 0
+        paying = []
+        for n in range(RUNS):
+            with sessions() as s:
+                start = time.perf_counter()
+                ledger.top_up(s, site=SITE, tenant="t1", amount=Decimal("92.46"),
+                              method="cash", reference=f"last-{n}", at=now)  # fmt: skip
+                # As the coordinator does after a write: the tenants it paid, and any new bills.
+                fresh = receivables.new_bills(s, SITE, tenants, cache)
+                touched = [t for t in tenants if t == "t1" or t in fresh]
+                after = receivables.evaluate(s, SITE, touched, now=now, timezone=TZ, cache=cache)
+                paying.append((time.perf_counter() - start) * 1000)
+        assert after.accounts["t1"].amount_due == Decimal("1849.26") - 20 * Decimal("92.46")
         engine.dispose()
     return {
         "tenants": TENANTS,
         "bills": TENANTS * MONTHS,
-        "evaluate_p50": {
-            "value": round(statistics.median(times), 1),
+        "payment_p50": {
+            "value": round(statistics.median(paying), 1),
             "unit": "ms",
-            "target": TARGET_MS,
+            "target": PAYMENT_TARGET_MS,
         },
-        "evaluate_max": {"value": round(max(times), 1), "unit": "ms"},
-        "evaluate_first": {"value": round(cold_ms, 1), "unit": "ms"},
-        "payment_and_evaluate": {"value": round(payment_ms, 1), "unit": "ms"},
+        "payment_max": {"value": round(max(paying), 1), "unit": "ms"},
+        "check_all_p50": {"value": round(statistics.median(times), 1), "unit": "ms"},
+        "check_all_max": {"value": round(max(times), 1), "unit": "ms"},
+        "check_all_first": {"value": round(cold_ms, 1), "unit": "ms"},
     }

@@ -677,7 +677,8 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
     ) -> tuple[TopUpResult, dict[str, Decimal], Any]:
         result = ledger.top_up(session, site=self.site_id, **kwargs)
         balances = self._balances.refresh(session, self.site_id)
-        return result, balances, self.receivables.evaluate(session, kwargs["at"])
+        owed = self.receivables.evaluate(session, kwargs["at"], changed={kwargs["tenant"]})
+        return result, balances, owed
 
     def _set_balances(self, balances: dict[str, Decimal]) -> None:
         for tenant_id, state in self.data.tenants.items():
@@ -720,11 +721,13 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             balances = self._balances.refresh(session, self.site_id)
             charged = ledger.cursors(session, self.site_id)
             # Postpaid: a payment or a bill changes what is owed and overdue, before the policy.
-            owed = self.receivables.evaluate(session, now)
+            moved = {t for t, b in balances.items() if b != was.get(t)}
+            owed = self.receivables.evaluate(session, now, changed=moved)
             return result, balances, charged, policy_state.load(session, self.site_id), owed
 
         async with self._lock:
             now = dt_util.utcnow()
+            was = {t: s.balance for t, s in self.data.tenants.items()}
             try:
                 result, balances, charged, stored, owed = await self.store.run(write)
             except store_faults.STORE_ERRORS as err:

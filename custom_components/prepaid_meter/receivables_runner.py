@@ -11,6 +11,7 @@ once (a stored notice), across restarts too.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -43,11 +44,20 @@ class ReceivablesMonitor:
         self.grace_days = max(0, int(options.get(CONF_OVERDUE_GRACE_DAYS) or 0))
         self.timezone = str(self.hass.config.time_zone)
         self._next: CALLBACK_TYPE | None = None
+        #: When each tenant's next open bill falls overdue (the planned check is the earliest).
+        self._due_next: dict[str, datetime] = {}
         #: Issued bills already read (they never change; see ``store.receivables``).
         self._bills: receivables.BillCache = {}
 
-    def evaluate(self, session: Session, now: datetime) -> receivables.Evaluation | None:
+    def evaluate(
+        self, session: Session, now: datetime, changed: Collection[str] | None = None
+    ) -> receivables.Evaluation | None:
         """The postpaid accounts now (on the store's thread); None on a site without any.
+
+        ``changed``: after a ledger write, the tenants whose balance it moved
+        (a payment, a refund, a correction); those and the tenants with a new
+        bill are checked, the others cannot have changed but by the clock
+        (the planned checks see to that). None: every postpaid tenant.
 
         Also None when the store fails here: this runs after a ledger write
         has committed (a payment stands even if its check must wait for the
@@ -55,11 +65,16 @@ class ReceivablesMonitor:
         """
         if not self.tenants:
             return None
+        site = self.coordinator.site_id
         try:
+            tenants = self.tenants
+            if changed is not None:
+                fresh = receivables.new_bills(session, site, tenants, self._bills)
+                tenants = [t for t in tenants if t in changed or t in fresh]
             return receivables.evaluate(
                 session,
-                self.coordinator.site_id,
-                self.tenants,
+                site,
+                tenants,
                 now=now,
                 grace_days=self.grace_days,
                 timezone=self.timezone,
@@ -80,14 +95,14 @@ class ReceivablesMonitor:
             return
         site = self.coordinator.site
         currency = site.currency
-        next_at: datetime | None = None
         for tenant_id, account in evaluation.accounts.items():
             state = self.coordinator.data.tenants[tenant_id]
             state.amount_due = round_money(account.amount_due, currency)
             state.overdue = account.overdue
-            at = account.next_overdue_at(now)
-            if at is not None and (next_at is None or at < next_at):
-                next_at = at
+            if (at := account.next_overdue_at(now)) is not None:
+                self._due_next[tenant_id] = at
+            else:
+                self._due_next.pop(tenant_id, None)
         tenant_device = f"{self.coordinator.site_id}_tenant_"
         for tenant_id, bill in evaluation.newly_overdue:
             tenant = site.tenant_by_id[tenant_id]
@@ -104,7 +119,7 @@ class ReceivablesMonitor:
             }
             _LOGGER.info("Bill %s of %s is overdue", bill.number, tenant.name)
             self.hass.bus.async_fire(EVENT_BILL_OVERDUE, payload)
-        self._plan(next_at)
+        self._plan(min((at for at in self._due_next.values() if at > now), default=None))
 
     def _plan(self, at: datetime | None) -> None:
         """Check again when the next open bill falls overdue."""

@@ -111,6 +111,9 @@ def test_a_recalculated_bill_changes_what_is_owed(sessions: sessionmaker[Session
                                          bill_id=may.id, now=now)  # fmt: skip
         assert revised.revision == 2
         assert revised.total < may.total
+        # A ledger write checks the tenants with a bill not read before (and those it paid).
+        assert receivables.new_bills(session, SITE, ["t1"], cache) == {"t1"}
+        assert receivables.new_bills(session, SITE, ["t1"], cache) == set()
         found = receivables.accounts(session, SITE, ["t1"], now=now, timezone=TZ, cache=cache)
         assert sorted(cache) == [may.id, revised.id]
         [account] = found.values()

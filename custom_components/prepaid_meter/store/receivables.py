@@ -51,20 +51,27 @@ def _due_at(session: Session) -> ColumnElement[str | None]:
 type BillCache = dict[int, tuple[str, int, BillDue]]
 
 
-def bills_owed(
-    session: Session, site: str, tenants: Collection[str], cache: BillCache | None = None
-) -> dict[str, list[BillDue]]:
-    """Each tenant's postpaid bills, one per period: the latest revision.
+def _read_bills(
+    session: Session, site: str, tenants: Collection[str], cache: BillCache, *, newer: bool = False
+) -> tuple[set[int], set[str]]:
+    """The ids of the tenants' postpaid bills; the ones not in ``cache`` are read into it.
 
-    A bill's due date is read from its stored document by the database; with
-    a ``cache`` that is done once per bill.
+    ``newer``: look only at ids above the highest one in ``cache`` (bills are
+    inserted by the store's one writer thread, so ids grow in commit order,
+    as `ledger.BalanceCache` relies on too). Returns the ids and the tenants
+    that have a bill not read before.
     """
-    if not tenants:
-        return {}
-    cache = {} if cache is None else cache
-    wanted = (Bill.site == site, Bill.tenant.in_(list(tenants)), Bill.mode == POSTPAID)
-    ids = set(session.scalars(select(Bill.id).where(*wanted)))
+    wanted = [Bill.site == site, Bill.mode == POSTPAID]
+    if newer:
+        wanted.append(Bill.id > max(cache, default=0))
+        among = set(tenants)
+        rows = session.execute(select(Bill.id, Bill.tenant).where(*wanted))
+        ids = {bill_id for bill_id, tenant in rows if tenant in among}
+    else:
+        wanted.append(Bill.tenant.in_(list(tenants)))
+        ids = set(session.scalars(select(Bill.id).where(*wanted)))
     missing = sorted(ids - cache.keys())
+    fresh: set[str] = set()
     for i in range(0, len(missing), 500):
         rows = session.execute(
             select(
@@ -86,6 +93,27 @@ def bills_owed(
                 due_at=None if due is None else datetime.fromisoformat(due),
             )
             cache[bill_id] = (tenant, revision, bill)
+            fresh.add(tenant)
+    return ids, fresh
+
+
+def new_bills(session: Session, site: str, tenants: Collection[str], cache: BillCache) -> set[str]:
+    """The tenants with a postpaid bill (or revision) not in ``cache`` yet (read into it)."""
+    return _read_bills(session, site, tenants, cache, newer=True)[1] if tenants else set()
+
+
+def bills_owed(
+    session: Session, site: str, tenants: Collection[str], cache: BillCache | None = None
+) -> dict[str, list[BillDue]]:
+    """Each tenant's postpaid bills, one per period: the latest revision.
+
+    A bill's due date is read from its stored document by the database; with
+    a ``cache`` that is done once per bill.
+    """
+    if not tenants:
+        return {}
+    cache = {} if cache is None else cache
+    ids, _fresh = _read_bills(session, site, tenants, cache)
     latest: dict[tuple[str, datetime], tuple[int, BillDue]] = {}
     for bill_id in ids:
         tenant, revision, bill = cache[bill_id]
