@@ -87,6 +87,7 @@ from .receivables_runner import ReceivablesMonitor
 from .store import Store, ledger, period_charges, policy_state
 from .store.ledger import BalanceCache, MeterCharge, TopUpResult
 from .store.period_charges import has_period_charges
+from .store.receivables import Evaluation
 from .store.tariffs import TariffVersionChanged, sync_tariffs
 from .subentries import site_options
 from .tariff_config import SiteTariffs, site_tariffs
@@ -674,7 +675,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
 
     def _top_up_and_balance(
         self, session: Session, /, **kwargs: Any
-    ) -> tuple[TopUpResult, dict[str, Decimal], Any]:
+    ) -> tuple[TopUpResult, dict[str, Decimal], Evaluation | None]:
         result = ledger.top_up(session, site=self.site_id, **kwargs)
         balances = self._balances.refresh(session, self.site_id)
         owed = self.receivables.evaluate(session, kwargs["at"], changed={kwargs["tenant"]})
@@ -716,7 +717,9 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         so a refund can cut off and a move-out opens the relay at once.
         """
 
-        def write(session: Session) -> tuple[R, dict[str, Decimal], dict[str, Any], Any, Any]:
+        def write(
+            session: Session,
+        ) -> tuple[R, dict[str, Decimal], dict[str, Any], Any, Evaluation | None]:
             result = fn(session, *args, **kwargs)
             balances = self._balances.refresh(session, self.site_id)
             charged = ledger.cursors(session, self.site_id)
@@ -733,7 +736,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             except store_faults.STORE_ERRORS as err:
                 raise store_faults.write_failed(self.hass, self.config_entry, err) from err
             store_faults.store_ok(self.hass, self.config_entry)
-            before = {t: s.balance for t, s in self.data.tenants.items()}
+            before = was
             self._set_balances(balances)
             self.receivables.apply(owed, now)
             self._cursors = {m: c.value for m, c in charged.items()}
