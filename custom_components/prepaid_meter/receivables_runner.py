@@ -1,11 +1,12 @@
 """Postpaid accounts on the site: amount due, overdue state, the overdue event, the checks.
 
 The state is derived from the store (`store.receivables`) each time something
-can change it: at start-up, inside every ledger write (a payment, a refund, a
-bill run, a recalculation; in the same store call, so a payment clears the
-overdue state before the supply policy runs again), at local midnight and at
-the instant the next open bill falls overdue. A bill's overdue event fires
-once (a stored notice), across restarts too.
+can change it: at start-up, inside every ledger write for the tenants it
+touched (a payment, a refund, a bill run, a recalculation; in the same store
+call, so a payment clears the overdue state before the supply policy runs
+again), and for every postpaid tenant at local midnight and at the instant
+the next open bill falls overdue. A bill's overdue event fires once (a
+stored notice), across restarts too.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ the payments received (top-ups, less refunds) are applied to the tenant's
 bills oldest first every time the question is asked, so the answer follows
 from the append-only ledger and the issued bills alone. What a bill owes is
 its latest revision's total (a recalculation changes what is owed). A bill
-still open after its due date (the local day printed on it) and the site's
+still open after its due date (its local day) and the site's
 grace days is overdue from the local midnight that ends them.
 """
 
