@@ -25,24 +25,24 @@ def _indexes(engine: Engine, table: str) -> dict[str, list[str]]:
         return {i["name"] or "": list(i["column_names"]) for i in inspect(c).get_indexes(table)}
 
 
-def _as_version_5(engine: Engine) -> None:
-    """The indexes as schema 5 had them."""
+def _as_version_6(engine: Engine) -> None:
+    """The indexes as schema 6 had them."""
     with engine.begin() as c:
         for name, _columns in NEW.values():
             c.exec_driver_sql(f"DROP INDEX {name}")
         c.exec_driver_sql("CREATE INDEX ix_pm_reading_meter ON pm_reading (site, meter, taken_at)")
         c.exec_driver_sql("CREATE INDEX ix_pm_posting_account ON pm_posting (account_id)")
-        c.execute(text("UPDATE pm_schema SET version = 5"))
+        c.execute(text("UPDATE pm_schema SET version = 6"))
 
 
 @pytest.mark.parametrize("any_db_url", ["sqlite", "postgresql"], indirect=True)
-def test_version_5_gets_the_covering_indexes_in_place_of_their_prefixes(any_db_url: str) -> None:
+def test_version_6_gets_the_covering_indexes_in_place_of_their_prefixes(any_db_url: str) -> None:
     engine = make_engine(any_db_url)
     try:
         init_schema(engine)
-        _as_version_5(engine)
+        _as_version_6(engine)
         assert "ix_pm_reading_meter" in _indexes(engine, "pm_reading")
-        assert init_schema(engine) == 5
+        assert init_schema(engine) == 6
         for table, (name, columns) in NEW.items():
             found = _indexes(engine, table)
             assert found[name] == columns

@@ -92,6 +92,11 @@ def _to_v5(conn: Connection) -> None:
 
 
 def _to_v6(conn: Connection) -> None:
+    """Bill notices (pm_bill_notice: a postpaid bill's overdue event, once)."""
+    Base.metadata.create_all(conn)
+
+
+def _to_v7(conn: Connection) -> None:
     """Covering indexes for the bill run: readings with their values, postings with amounts.
 
     Each replaces an index that is a prefix of it, so every query the old one
@@ -117,6 +122,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     4: _to_v4,
     5: _to_v5,
     6: _to_v6,
+    7: _to_v7,
 }
 
 
