@@ -101,6 +101,8 @@ class ModbusMeter:
         }
         #: Each value's ratio factor, found once (a poll scales every value).
         self._scale = {n: self._factor[RATIO_OF[quantity(n)]] for n in profile.names}
+        #: Whether every factor is a plain 1 (most meters): scaling then changes nothing.
+        self._unscaled = all(f == 1 and f.as_tuple().exponent == 0 for f in self._scale.values())
         wrap = profile.energy.wrap
         self.energy_wrap = None if wrap is None else wrap * self._factor["ctpt"]
         self._coil_status_every = max(1, coil_status_every)
@@ -108,6 +110,8 @@ class ModbusMeter:
         self._relay: bool | None = None
 
     def _scaled(self, values: dict[str, Decimal]) -> dict[str, Decimal]:
+        if self._unscaled:
+            return values
         scale = self._scale
         return {name: v * scale[name] for name, v in values.items()}
 
