@@ -93,6 +93,8 @@ class _WholeAnswer:
     from the bytes (the same words, the same checks).
     """
 
+    dev_id: int
+    transaction_id: int
     registers: list[int]
     raw: bytes = b""
 
@@ -103,6 +105,18 @@ class _WholeAnswer:
             raise ValueError(f"byte_count {data_len} > length of packet {len(data)}")
         self.raw = bytes(data[1 : 1 + data_len])
         self.registers = list(struct.unpack(f">{data_len // 2}H", self.raw[: data_len & ~1]))
+
+    def __str__(self) -> str:
+        """The answer for pymodbus's debug log, the words in hex.
+
+        pymodbus formats every answer it decodes for that log, enabled or not:
+        a list of a hundred words in decimal costs more than decoding them.
+        """
+        return (
+            f"{type(self).__name__}(dev_id={self.dev_id}, "
+            f"transaction_id={self.transaction_id}, "
+            f"registers={len(self.raw) // 2} words 0x{self.raw.hex()})"
+        )
 
 
 class _HoldingAnswer(_WholeAnswer, ReadHoldingRegistersResponse):
