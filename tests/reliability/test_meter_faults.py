@@ -163,9 +163,9 @@ async def test_random_meter_faults(
             assert online.state == expected, f"seed {seed} poll {polls} m{m} {faults.get(m)}"
             issue = ir.async_get(hass).async_get_issue(DOMAIN, f"offline_{entry.entry_id}_m{m}")
             if acc.offline_since is None:
-                assert issue is None, f"m{m}: offline issue left behind"
+                assert issue is None, f"seed {seed} poll {polls} m{m}: offline issue left behind"
             elif now - acc.offline_since > timedelta(minutes=31):
-                assert issue is not None, f"m{m}: no repair issue after 30 minutes away"
+                assert issue is not None, f"seed {seed} poll {polls} m{m}: no repair issue"
             balance = await entry.runtime_data.store.run(ledger.balance, entry.entry_id, f"t{m}")
             assert balance == -Decimal(acc.used) / 100 * PRICE, (
                 f"seed {seed} poll {polls} m{m} ({faults.get(m)}): "
