@@ -58,6 +58,7 @@ def meter_count() -> int:
 
 # --- what the forms are given -------------------------------------------------------------
 
+
 def rarely(common: st.SearchStrategy[Any], rare: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     """``rare`` one time in eight (``st.one_of`` would give each branch the same share)."""
     return st.sampled_from([False] * 7 + [True]).flatmap(lambda r: rare if r else common)
@@ -228,7 +229,10 @@ def flows(sim: MeterSimulator, other: MeterSimulator) -> dict[str, list[Any]]:
         {"database_url": st.sampled_from(["", "nonsense", "sqlite:////nonexistent/dir/x.db"])},
     )
     bus_user = form(
-        {"name": NAMES, "kind": st.one_of(st.sampled_from(["tcp", "rtu_over_tcp", "serial"]), TEXT)},
+        {
+            "name": NAMES,
+            "kind": st.one_of(st.sampled_from(["tcp", "rtu_over_tcp", "serial"]), TEXT),
+        },
         {},
     )
     bus_network = form(
@@ -281,7 +285,8 @@ def flows(sim: MeterSimulator, other: MeterSimulator) -> dict[str, list[Any]]:
         {
             "contact": TEXT,
             "meters": st.one_of(
-                st.lists(st.sampled_from(["sub_meter", "master", "m1", "m9", ""]), max_size=3), NON_TEXT
+                st.lists(st.sampled_from(["sub_meter", "master", "m1", "m9", ""]), max_size=3),
+                NON_TEXT,
             ),
             "move_in": st.one_of(st.sampled_from(["2026-01-01", "2026-02-30", "x"]), TEXT),
             "billing": st.sampled_from(["prepaid", "postpaid", "credit"]),
@@ -323,7 +328,9 @@ def flows(sim: MeterSimulator, other: MeterSimulator) -> dict[str, list[Any]]:
             "name": NAMES,
             "kind": st.sampled_from(["common", "common", "loss", "other"]),
             "method": st.sampled_from(["consumption", "area", "equal", "ratio", "capacity", "x"]),
-            "tenants": st.lists(st.sampled_from(["t1", "t2", "t3", "sub_tenant", "t9"]), max_size=4),
+            "tenants": st.lists(
+                st.sampled_from(["t1", "t2", "t3", "sub_tenant", "t9"]), max_size=4
+            ),
         },
         {
             "meters": st.lists(st.sampled_from(["master", "sub_meter", "m1", "m9"]), max_size=2),
@@ -371,7 +378,9 @@ async def gateway(socket_enabled: None) -> AsyncGenerator[MeterSimulator]:
     await sim.stop()
 
 
-async def _sub(hass: HomeAssistant, entry: MockConfigEntry, kind: str, *steps: dict[str, Any]) -> str:
+async def _sub(
+    hass: HomeAssistant, entry: MockConfigEntry, kind: str, *steps: dict[str, Any]
+) -> str:
     known = set(entry.subentries)
     result = await hass.config_entries.subentries.async_init(
         (entry.entry_id, kind), context={"source": "user"}
@@ -400,9 +409,7 @@ async def site(
         hass.states.async_set(f"sensor.{name}_energy", value, {"unit_of_measurement": "kWh"})
     hass.states.async_set("sensor.unknown_energy", "unknown", {"unit_of_measurement": "kWh"})
     hass.states.async_set("input_boolean.relay", "on")
-    entry = site_entry(
-        simulator, db_url, scan_interval=86_400, options=building([1, 2, 3], "Shop")
-    )
+    entry = site_entry(simulator, db_url, scan_interval=86_400, options=building([1, 2, 3], "Shop"))
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -536,15 +543,16 @@ async def test_fuzz_form(
             outcome = outcome or "left"
         await hass.async_block_till_done()
         saved = result["type"] is FlowResultType.CREATE_ENTRY or (
-            result["type"] is FlowResultType.ABORT
-            and result["reason"] == "reconfigure_successful"
+            result["type"] is FlowResultType.ABORT and result["reason"] == "reconfigure_successful"
         )
         if saved:
             outcomes["saved"] += 1
             # The changed site (or the new one) loads with what was saved.
             for site_entry_ in hass.config_entries.async_entries(DOMAIN):
                 assert site_entry_.state is ConfigEntryState.LOADED, f"{name} {inputs!r}"
-            for new in {e.entry_id for e in hass.config_entries.async_entries(DOMAIN)} - sites_before:
+            for new in {
+                e.entry_id for e in hass.config_entries.async_entries(DOMAIN)
+            } - sites_before:
                 await hass.config_entries.async_remove(new)
             return
         if result["type"] is FlowResultType.ABORT:

@@ -43,7 +43,6 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.prepaid_meter.const import DOMAIN, EVENT_ALARM
 from custom_components.prepaid_meter.store import ledger
@@ -274,4 +273,3 @@ def raw(sim: MeterSimulator, meter: int) -> int:
 def answering(kind: str | None) -> bool:
     """Whether a meter with this fault answers a read within the bus timeout."""
     return kind in (None, "slow_short", "relay_stuck")
-

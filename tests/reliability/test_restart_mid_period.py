@@ -36,7 +36,6 @@ from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
 
 from custom_components.prepaid_meter.const import DOMAIN
-from custom_components.prepaid_meter.store import ledger
 from devtools.simulator import MeterSimulator
 from devtools.site import site_entry
 from tests.reliability.conftest import size, sound
