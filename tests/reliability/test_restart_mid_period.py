@@ -2,7 +2,7 @@
 
 A real hass, simulator and SQLite file. Tenant t2 pays by its own tariff:
 1.00 a kWh, 0.50 more above 5 kWh in the period (a tier), and a standing
-charge of 1.00 for each day (US/Pacific days); t1 and t3 pay the site's flat
+charge of 1.00 for each day from its move-in day (US/Pacific days); t1 and t3 pay the site's flat
 1.50. Each round moves the counters by a random amount and the clock by some
 hours (across midnights), then polls, restarts the site (the start polls), or
 both in either order. After every round the balances must be exactly what the
@@ -45,6 +45,8 @@ SITE_PRICE = Decimal("1.50")
 #: 23:30 on March 9 in US/Pacific (daylight time since March 8).
 START = datetime(2026, 3, 10, 6, 30, tzinfo=UTC)
 PERIOD_START = date(2026, 3, 1)
+#: The tenant's move-in day: the site is set up (its accounts open) on March 9, local time.
+MOVE_IN = date(2026, 3, 9)
 
 TIERED: dict[str, Any] = {
     "name": "Tiered with a daily standing charge",
@@ -78,8 +80,8 @@ def tiered_cost(kwh: Decimal) -> Decimal:
 
 
 def standing_days(now: datetime) -> int:
-    """Whole local days of the period that have ended (each is charged once it ends)."""
-    return (dt_util.as_local(now).date() - PERIOD_START).days
+    """Whole local days since the move-in day that have ended (each is charged once it ends)."""
+    return (dt_util.as_local(now).date() - MOVE_IN).days
 
 
 @pytest.mark.usefixtures("freezer")
