@@ -183,7 +183,12 @@ class ModbusBus:
         return cls(BusConfig(host=host, port=port, timeout=timeout, retries=retries))
 
     async def _ensure_connected(self) -> None:
-        if not self._client.connected and not await self._client.connect():
+        try:
+            connected = self._client.connected or await self._client.connect()
+        except ValueError as err:
+            # A host name the resolver cannot take (a NUL, a label over 63 characters).
+            raise MeterIOError(f"cannot connect to {self.config.label}: {err}") from err
+        if not connected:
             raise MeterIOError(f"cannot connect to {self.config.label}")
 
     async def check(self) -> None:

@@ -8,6 +8,7 @@ utility_meter, a template sensor) with an optional switch entity as relay.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Protocol
@@ -180,7 +181,8 @@ class EntityMeter:
             value = Decimal(state.state)
         except InvalidOperation as err:
             raise MeterIOError(f"{entity_id}: {state.state!r} is not a number") from err
-        if not value.is_finite():
+        # A value beyond a float's range (``1e400``) is no counter: an energy sensor refuses it.
+        if not value.is_finite() or not math.isfinite(float(value * factor)):
             raise MeterIOError(f"{entity_id}: {state.state!r} is not a number")
         return value * factor
 
