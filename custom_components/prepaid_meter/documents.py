@@ -329,7 +329,7 @@ def render_pdf(doc: Mapping[str, Any], lang: str = "en") -> bytes:
     days = f"{_num(period['days'])} {t['days']}"
     line = f"{t['period']}: {period['start_local']} - {period['end_local']} ({days})"
     if doc.get("due_at"):
-        line += f"   {t['due']} {doc['due_at'][:10]}"
+        line += f"   {t['due']} {doc.get('due_local') or doc['due_at'][:10]}"
     pdf.cell(0, 6, text(line), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(3)
 

@@ -147,6 +147,10 @@ def test_move_out_part_period_pro_rates_standing_charges() -> None:
     doc = bill.to_dict()
     assert doc["period"]["whole"] is False
     assert doc["period"]["end_local"] == "2024-04-12"
+    # Due 14 days after the issue at local midnight: the local date, not the UTC one.
+    assert doc["due_at"][:10] == "2024-04-26"
+    assert doc["due_local"] == "2024-04-27"
+    assert "due_local" not in assemble_bill(_input(part, rated.charges)).to_dict()
 
 
 def test_placeholder_shares_and_chart() -> None:

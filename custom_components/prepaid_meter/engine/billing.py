@@ -186,6 +186,13 @@ class Bill:
             },
             "issued_at": s.issued_at.isoformat(),
             "due_at": self.due_at.isoformat() if self.due_at else None,
+            # The due date as the tenant reads it (the site's local date); only
+            # on bills with a due date, so other bills' content is unchanged.
+            **(
+                {"due_local": self.due_at.astimezone(as_zone(tz)).date().isoformat()}
+                if self.due_at
+                else {}
+            ),
             "currency": s.currency,
             "unit": s.unit,
             "meters": [
