@@ -501,10 +501,9 @@ def site_options(scan_interval: int) -> dict[str, Any]:
         "meters": meters,
         "tenants": tenants,
         "tariffs": all_tariffs,
-        # The site's default tariff. Today's sharing runner reads ``tariff`` as an
-        # engine dict (it prices the common meters and the master); the tariff work
-        # in progress reads it as an id of ``tariffs`` and keeps accepting the dict.
-        "tariff": all_tariffs["tou"],
+        # The site's default tariff, by id: it prices the common meters and the
+        # master for sharing, and any tenant without a ``tariff`` of its own.
+        "tariff": "tou",
         "master_meter": MASTER,
         "sharing_rules": sharing_rules(),
     }

@@ -3,14 +3,18 @@
 ``provision``: onboard Home Assistant (owner user, core config, analytics),
 create the demo site through the integration's config flow, give it the mall's
 options (:mod:`devtools.demo.mall`; through the demo helper's admin action
-``prepaid_meter_demo.set_site_options`` while the integration has no UI for
-meters, tenants, tariffs and sharing rules) and give every prepaid shop its
-opening top-up. Each step is skipped when done, and the top-ups carry fixed
+``prepaid_meter_demo.set_site_options``, not through sub-entry flows: see that
+helper's docstring for why) and give every prepaid shop its opening top-up. Each step is skipped when done, and the top-ups carry fixed
 references, so running it again changes nothing.
 
 ``months`` (fast mode): watch the simulator's clock and, each time it passes
 the first of a month, share the common costs and issue every tenant's bill for
-the real time that simulated month took (see README, "Try it").
+the real time that simulated month took (see README, "Try it"). The site has
+``billing_day`` set, but scheduled bills follow Home Assistant's clock (00:30
+local after a real period ends), which fast mode cannot speed up: only the
+simulator's clock runs fast. So fast mode issues its monthly bills with
+``generate_bill``; the schedule issues the real months' bills (on the first
+start, the last real month's).
 
 ``check``: log in with the printed user and password (the same login flow the
 web page uses), find the 24 shops' energy sensors and balances, see balances
@@ -397,7 +401,10 @@ async def check(base: str, wait: float, modbus_port: int, state: Path, record: P
         energy = [
             s["entity_id"]
             for s in states
-            if s["entity_id"].startswith("sensor.shop_") and s["entity_id"].endswith("_energy")
+            # A shop's meter device is "Shop 07 ... meter": its counter is
+            # sensor.shop_07_meter_energy (the tenant's *remaining* energy is not a meter).
+            if s["entity_id"].startswith("sensor.shop_")
+            and s["entity_id"].endswith("_meter_energy")
         ]
         first = _balances(states)
         print(f"shops: {len(energy)} energy sensors, {len(first)} balances")
