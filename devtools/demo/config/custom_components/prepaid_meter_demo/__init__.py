@@ -10,8 +10,8 @@ for three reasons:
   (a summer season with a sharp peak from 12:00 to 14:00) cannot be entered
   through it; the engine and the options hold it, the form does not;
 - every sub-entry added reloads the whole site (all meters reconnected and
-  read again): some 60 reloads on the first start, each a few seconds on a
-  small machine, where the demo promises a login within minutes;
+  read again): some 60 reloads on the first start, where the demo promises
+  a login within minutes;
 - the demo's ids (``t12``, ``m12``, used by its check, its automations and
   the README's examples) come from the quick-start step; sub-entry ids are
   made from names (``shop_12``).
