@@ -4,8 +4,9 @@
 create the demo site through the integration's config flow, give it the mall's
 options (:mod:`devtools.demo.mall`; through the demo helper's admin action
 ``prepaid_meter_demo.set_site_options``, not through sub-entry flows: see that
-helper's docstring for why) and give every prepaid shop its opening top-up. Each step is skipped when done, and the top-ups carry fixed
-references, so running it again changes nothing.
+helper's docstring for why) and give every prepaid shop its opening top-up.
+Each step is skipped when done, and the top-ups carry fixed references, so
+running it again changes nothing.
 
 ``months`` (fast mode): watch the simulator's clock and, each time it passes
 the first of a month, share the common costs and issue every tenant's bill for

@@ -16,8 +16,8 @@ from custom_components.prepaid_meter.const import CONF_CURRENCY, CONF_DATABASE_U
 from custom_components.prepaid_meter.engine.sharing import sharing_rule_from_dict
 from custom_components.prepaid_meter.engine.tariffs import tariff_from_dict
 from custom_components.prepaid_meter.meters.profiles import parse_profile
-from devtools.demo import building, mall
 from devtools.dashboard import OUT
+from devtools.demo import building, mall
 from devtools.simulator import MeterSimulator
 
 SHANGHAI = timezone(timedelta(hours=8))
