@@ -172,11 +172,11 @@ async def create_site(api: Api, modbus_port: int) -> str:
     return str(result["result"]["entry_id"])
 
 
-async def set_mall_options(api: Api, entry_id: str, scan_interval: int) -> None:
+async def set_mall_options(api: Api, entry_id: str, scan_interval: int, fast: bool) -> None:
     """The rest of the mall (kinds of shop, commons, water, master, tariffs, sharing rules)."""
     await api.post(
         "/api/services/prepaid_meter_demo/set_site_options",
-        {"entry_id": entry_id, "options": mall.site_options(scan_interval)},
+        {"entry_id": entry_id, "options": mall.site_options(scan_interval, fast)},
     )
 
 
@@ -208,7 +208,7 @@ async def wait_for_site(api: Api, seconds: float) -> str:
     raise RuntimeError(f"the demo site is {state}; see .demo/home-assistant.log")
 
 
-async def provision(base: str, modbus_port: int, scan_interval: int) -> None:
+async def provision(base: str, modbus_port: int, scan_interval: int, fast: bool) -> None:
     """Onboard, create and configure the site, top up; safe to run again."""
     async with aiohttp.ClientSession() as session:
         api = Api(session, base)
@@ -223,7 +223,7 @@ async def provision(base: str, modbus_port: int, scan_interval: int) -> None:
                 await api.delete(f"/api/config/config_entries/entry/{entry['entry_id']}")
         await wait_for_site(api, 120)
         await opening_top_ups(api)
-        await set_mall_options(api, entry_id, scan_interval)
+        await set_mall_options(api, entry_id, scan_interval, fast)
         await wait_for_site(api, 120)
 
 
@@ -447,12 +447,13 @@ def main() -> int:
     parser.add_argument("--url", default="http://127.0.0.1:8123")
     parser.add_argument("--modbus-port", type=int, default=5020)
     parser.add_argument("--scan-interval", type=int, default=10)
+    parser.add_argument("--fast", action="store_true", help="provision for fast mode")
     parser.add_argument("--wait", type=float, default=30.0, help="seconds between two reads")
     parser.add_argument("--state", type=Path, default=Path(".demo/simulator.json"))
     parser.add_argument("--record", type=Path, default=Path(".demo/months.json"))
     args = parser.parse_args()
     if args.command == "provision":
-        asyncio.run(provision(args.url, args.modbus_port, args.scan_interval))
+        asyncio.run(provision(args.url, args.modbus_port, args.scan_interval, args.fast))
         return 0
     if args.command == "months":
         asyncio.run(months(args.url, args.state, args.record))

@@ -43,23 +43,17 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 SHOP = 1
 DASHBOARD = "/landlord-dashboard/tenants"
 
-#: Finds an element by CSS selector through every shadow root of the page (the
-#: frontend is web components all the way down); returns its text or null.
-DEEP_TEXT = """
-const [selector] = arguments;
-const walk = (root) => {
-  const found = root.querySelector(selector);
-  if (found) return found;
-  for (const el of root.querySelectorAll('*')) {
-    if (el.shadowRoot) {
-      const inner = walk(el.shadowRoot);
-      if (inner) return inner;
-    }
-  }
-  return null;
-};
-const el = walk(document);
-return el ? el.innerText : null;
+#: Whether a text is shown anywhere in the page, through every shadow root (the
+#: frontend is web components all the way down, and innerText stops at them).
+DEEP_HAS_TEXT = """
+const [wanted] = arguments;
+const roots = [document];
+while (roots.length) {
+  const root = roots.pop();
+  if ((root.textContent || '').includes(wanted)) return true;
+  for (const el of root.querySelectorAll('*')) if (el.shadowRoot) roots.push(el.shadowRoot);
+}
+return false;
 """
 
 
@@ -135,9 +129,16 @@ async def targets(base: str, record: Path) -> tuple[dict[str, Any], str, str]:
         return tokens, page, await sign_path(api, bill["url"])
 
 
-def browser(width: int, height: int) -> webdriver.Chrome:
-    """Debian's Chromium, headless, through its chromedriver (as the tests use it)."""
+def browser(width: int, height: int, phone: bool = False) -> webdriver.Chrome:
+    """Debian's Chromium, headless, through its chromedriver (as the tests use it).
+
+    ``phone``: a phone's screen (``width`` x ``height`` CSS pixels at two device
+    pixels each); a headless window cannot be narrower than 500 pixels.
+    """
     options = webdriver.ChromeOptions()
+    if phone:
+        metrics = {"width": width, "height": height, "pixelRatio": 2.0}
+        options.add_experimental_option("mobileEmulation", {"deviceMetrics": metrics})
     options.binary_location = CHROMIUM
     for arg in (
         "--headless=new",
@@ -151,15 +152,12 @@ def browser(width: int, height: int) -> webdriver.Chrome:
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
-def wait_for_text(driver: webdriver.Chrome, selector: str, wanted: str, seconds: float) -> None:
-    """Wait until an element (through shadow roots) shows ``wanted``."""
+def wait_for_text(driver: webdriver.Chrome, wanted: str, seconds: float) -> None:
+    """Wait until the page (through shadow roots) shows ``wanted``."""
     deadline = time.monotonic() + seconds
-    while True:
-        text = driver.execute_script(DEEP_TEXT, selector)
-        if text and wanted in text:
-            return
+    while not driver.execute_script(DEEP_HAS_TEXT, wanted):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{driver.current_url}: no {selector!r} showing {wanted!r}")
+            raise RuntimeError(f"{driver.current_url} does not show {wanted!r}")
         time.sleep(0.5)
 
 
@@ -178,8 +176,9 @@ def dashboard_shot(base: str, tokens: dict[str, Any], out: Path) -> None:
             "localStorage.setItem('hassTokens', arguments[0]);", json.dumps(stored)
         )
         driver.get(base + DASHBOARD)
-        wait_for_text(driver, "hui-markdown-card ha-markdown", "Shop 24", 120)
-        wait_for_text(driver, "hui-gauge-card", "Shop", 60)
+        # The summary table (rendered by a template on the server) and the last gauge.
+        wait_for_text(driver, "Shop 24 Electronics", 120)
+        wait_for_text(driver, "Supply not on", 60)
         time.sleep(3)  # gauges animate their needles
         driver.save_screenshot(str(out))
     finally:
@@ -187,9 +186,11 @@ def dashboard_shot(base: str, tokens: dict[str, Any], out: Path) -> None:
     print(out)
 
 
-def page_shot(url: str, out: Path, width: int, height: int, full: bool = False) -> None:
+def page_shot(
+    url: str, out: Path, width: int, height: int, full: bool = False, phone: bool = False
+) -> None:
     """A plain page (no login needed) at a window size; ``full``: as tall as the page."""
-    driver = browser(width, height)
+    driver = browser(width, height, phone)
     try:
         driver.get(url)
         if full:
@@ -211,7 +212,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     tokens, page, bill = asyncio.run(targets(base, args.record))
     dashboard_shot(base, tokens, args.out / "dashboard.png")
-    page_shot(base + page, args.out / "tenant-page.png", 390, 844)
+    page_shot(base + page, args.out / "tenant-page.png", 390, 844, phone=True)
     page_shot(base + bill, args.out / "bill.png", 900, 1200, full=True)
     return 0
 

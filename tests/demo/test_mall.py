@@ -55,6 +55,12 @@ def test_the_mall_has_what_the_demo_promises() -> None:
         "master",
     }
     assert mall.site_options(10) == options, "the same seed builds the same mall"
+    # Fast mode: no demand charge on sped-up meters, the same mall otherwise.
+    fast = mall.site_options(10, fast=True)
+    assert {t["tariff"] for t in fast["tenants"]} == {"tou", "tiered"}
+    assert {k: v for k, v in fast.items() if k != "tenants"} == {
+        k: v for k, v in options.items() if k != "tenants"
+    }
 
 
 def test_load_profiles_follow_the_kind_of_shop() -> None:
