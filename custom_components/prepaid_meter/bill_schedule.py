@@ -20,6 +20,7 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.event import async_track_time_change
 from homeassistant.util import dt as dt_util
+from sqlalchemy.orm import Session
 
 from .const import CONF_BILLING_DAY
 from .coordinator import PrepaidConfigEntry
@@ -27,6 +28,7 @@ from .documents import language
 from .engine.calendars import BillingPeriod, billing_period
 from .services import async_issue_bills, tenant_spec
 from .store import bills
+from .store.period_charges import tenancy_start
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -47,6 +49,10 @@ async def async_issue_due(
     day = int(entry.options[CONF_BILLING_DAY])
     period = last_period(now, day, str(hass.config.time_zone))
     tenants = [tenant_spec(entry, t) for t in entry.runtime_data.site.tenants]
+    # No bill for a period that ended before the tenant moved in (a site set up
+    # mid-month catches up the month before for nobody).
+    starts = await entry.runtime_data.store.run(_tenancy_starts, entry.entry_id, tenants)
+    tenants = [t for t in tenants if (start := starts[t.id]) is None or start < period.end]
     if not tenants:
         return []
     issued = await async_issue_bills(hass, entry, tenants, period, language(hass.config.language))
@@ -57,6 +63,12 @@ async def async_issue_due(
             len(new), entry.title, period.start.isoformat(), period.end.isoformat(),
         )  # fmt: skip
     return issued
+
+
+def _tenancy_starts(
+    session: Session, site: str, tenants: list[bills.TenantSpec]
+) -> dict[str, datetime | None]:
+    return {t.id: tenancy_start(session, site, t.id) for t in tenants}
 
 
 def async_start_billing(hass: HomeAssistant, entry: PrepaidConfigEntry) -> None:

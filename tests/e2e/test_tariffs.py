@@ -241,7 +241,7 @@ TWO_PART: dict[str, Any] = {
             "energy": {"kind": "flat", "price": "1.00"},
             "demand": {"price": "10", "window_minutes": 15},
             "standing": [{"name": "meter service", "amount": "1.00", "per": "day"}],
-            "minimum": {"amount": "500"},
+            "minimum": {"amount": "5000"},
             "taxes": [{"name": "VAT", "percent": "10"}],
         }
     ],
@@ -258,32 +258,34 @@ async def test_standing_demand_and_minimum_reach_the_wallet(
         simulator, db_url, cut_off=False, options={"tariffs": {"2p": TWO_PART}, "tariff": "2p"}
     )
     await setup(hass, entry)
-    # The first poll charged the standing charges of March 1-9 (9 x 1.00 + 10 % VAT).
-    assert await balance(entry, "t1") == Decimal("-9.90")
+    # The tenant moved in on March 10 (the site was set up then): no standing
+    # charges for March 1-9, and March 10's only once the day has ended.
+    assert await balance(entry, "t1") == Decimal("0")
 
     await charge(entry, simulator, {1: "2"})
-    assert await balance(entry, "t1") == Decimal("-9.90") - Decimal("2.20")
+    assert await balance(entry, "t1") == Decimal("-2.20")
 
-    # Past midnight: March 10's standing charge, and 1 kWh more.
+    # Past midnight: March 10's standing charge (1.00 + 10 % VAT), and 1 kWh more.
     await after(midnight)
     await charge(entry, simulator, {1: "1"})
-    assert await balance(entry, "t1") == Decimal("-12.10") - Decimal("1.10") - Decimal("1.10")
+    assert await balance(entry, "t1") == Decimal("-2.20") - Decimal("1.10") - Decimal("1.10")
 
     # A restart and a poll in the same day charge nothing again.
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     await entry.runtime_data.coordinator.async_refresh()
-    assert await balance(entry, "t1") == Decimal("-14.30")
+    assert await balance(entry, "t1") == Decimal("-4.40")
 
-    # The bill: 3 kWh, 10 days and a bit of standing, 8 kW of demand (2 kWh in the
-    # 15 minutes to midnight): 93.00 and a little, raised to the minimum (500.00 a
-    # month, pro-rated for the days billed); VAT on all.
+    # The bill for March 1 on: 3 kWh, a day and a bit of standing (from the move-in
+    # day), 8 kW of demand (2 kWh in the 15 minutes to midnight): 84.00 and a
+    # little, raised to the minimum (5000.00 a month, pro-rated for the days
+    # occupied, 9 fewer than the days billed); VAT on all.
     response = await call(hass, "generate_bill", tenant="t1", start=period_start(hass))
     [bill] = response["bills"]
     doc = bill["document"]
     days = Decimal(doc["period"]["days"])
     assert 10 < days < Decimal("10.01")
-    assert Decimal(bill["total"]) == (Decimal("550") * days / 31).quantize(CENT)
+    assert Decimal(bill["total"]) == (Decimal("5500") * (days - 9) / 31).quantize(CENT)
     assert doc["matches_deducted"] is True
     assert -Decimal(bill["total"]) == (await balance(entry, "t1")).quantize(CENT)
     sections = {ln["section"] for ln in doc["lines"]}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.util import dt as dt_util
@@ -14,6 +14,7 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.prepaid_meter.bill_schedule import last_period
 from custom_components.prepaid_meter.const import EVENT_BILL_ISSUED
+from custom_components.prepaid_meter.store import Store, ledger
 from devtools.simulator import MeterSimulator
 from tests.conftest import site_entry
 
@@ -30,6 +31,22 @@ async def test_bills_caught_up_at_start_then_issued_after_each_period_once(
 ) -> None:
     events: list[Event] = async_capture_events(hass, EVENT_BILL_ISSUED)
     entry = site_entry(simulator, db_url, cut_off=False, billing_day=1)
+    # The tenants moved in 40 days ago (the site ran before, on another hub):
+    # the period before this one is theirs to be billed for.
+    store = Store(db_url)
+    await store.async_open()
+    await store.run(
+        ledger.sync_site,
+        site=entry.entry_id,
+        name="Test",
+        currency="CNY",
+        meters=[
+            (m["id"], m["name"], m.get("device_id"), "simulator") for m in entry.options["meters"]
+        ],
+        tenants=[(t["id"], t["name"], tuple(t["meters"])) for t in entry.options["tenants"]],
+        at=dt_util.utcnow() - timedelta(days=40),
+    )
+    await store.async_close()
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
@@ -71,3 +88,17 @@ async def test_no_schedule_without_a_billing_day(
     async_fire_time_changed(hass, _next_run(dt_util.utcnow()))
     await hass.async_block_till_done()
     assert events == []
+
+
+async def test_a_new_site_bills_nobody_for_the_period_before_it(
+    hass: HomeAssistant, simulator: MeterSimulator, db_url: str
+) -> None:
+    """Tenants who moved in this period get no catch-up bill for the last one."""
+    events: list[Event] = async_capture_events(hass, EVENT_BILL_ISSUED)
+    entry = site_entry(simulator, db_url, cut_off=False, billing_day=1)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert events == []
+    balances = entry.runtime_data.coordinator.data.tenants
+    assert all(state.balance == 0 for state in balances.values())

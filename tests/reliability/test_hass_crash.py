@@ -57,7 +57,9 @@ from tests.reliability.conftest import size
 
 ROUNDS = size(3, 20, "PM_HASS_CRASH_ROUNDS")
 REPO = Path(__file__).parents[2]
-PRICE = Decimal("1.00")  # what provision.create_site sets
+PRICE = Decimal("1.00")  # what _create_site sets
+#: Shops (meters t1..t12 on device ids 1-12) of the crash site.
+SHOPS = 12
 CONFIG = """
 homeassistant:
   name: Crash mall
@@ -81,7 +83,29 @@ logger:
 
 @pytest.fixture
 def meter_count() -> int:
-    return provision.SHOPS
+    return SHOPS
+
+
+async def _create_site(api: provision.Api, modbus_port: int, scan_interval: int) -> str:
+    """The crash site through the config and options flows: SHOPS shops, flat price, cut-off on."""
+    flow = await api.post("/api/config/config_entries/flow", {"handler": "prepaid_meter"})
+    flow = await api.post(
+        f"/api/config/config_entries/flow/{flow['flow_id']}",
+        {"name": "Crash mall", "host": "127.0.0.1", "port": modbus_port, "currency": "CNY"},
+    )
+    assert flow.get("step_id") == "building", flow
+    result = await api.post(
+        f"/api/config/config_entries/flow/{flow['flow_id']}",
+        {"device_ids": f"1-{SHOPS}", "name_prefix": "Shop", "price": str(PRICE),
+         "cut_off_enabled": True},
+    )  # fmt: skip
+    entry_id = str(result["result"]["entry_id"])
+    options = await api.post("/api/config/config_entries/options/flow", {"handler": entry_id})
+    await api.post(
+        f"/api/config/config_entries/options/flow/{options['flow_id']}",
+        {"price": str(PRICE), "cut_off_enabled": True, "scan_interval": scan_interval},
+    )
+    return entry_id
 
 
 def _free_port() -> int:
@@ -161,7 +185,7 @@ async def _top_ups(
         else:
             n += 1
             reference = f"crash-{round_no}-{n}"
-            tenant = f"t{rng.randint(1, provision.SHOPS)}"
+            tenant = f"t{rng.randint(1, SHOPS)}"
             amount = Decimal(rng.randint(1, 50_000)) / 100
             sent[reference] = (tenant, amount)
         try:
@@ -253,7 +277,7 @@ async def test_hass_killed_at_random_moments(simulator: MeterSimulator, hass_pro
                 if round_no == 1:
                     await provision.wait_for(api, 300)
                     await provision.onboard(api)
-                    await provision.create_site(api, simulator.port, scan_interval=1)
+                    await _create_site(api, simulator.port, scan_interval=1)
                     # Onboarding adds integrations that want the internet: not here.
                     for entry in await api.get("/api/config/config_entries/entry"):
                         if entry["domain"] in provision.ONBOARDING_EXTRAS:

@@ -58,7 +58,7 @@ from .ledger import (
 )
 from .models import Bill as BillRow
 from .models import BillFile, TariffVersion
-from .period_charges import owed, settle_period
+from .period_charges import energy_only, occupied, owed, settle_period
 from .tariffs import stored_tariff
 
 #: How far back a bill may be recalculated.
@@ -326,9 +326,12 @@ def gather(
     """
     meters, usage = tenant_period_usage(session, spec.site, tenant.meters, period, tariff)
     year_use = tier_use_before(session, spec.site, tenant.meters, tariff, period.start)
-    rated = rate_period(tariff, period, usage, tier_use=year_use)
-    if settle and owed(rated.charges) and tenant.id not in closed_tenants(session, spec.site):
-        settle_period(session, spec.site, tenant.id, period, rated.charges)
+    # Standing, capacity and minimum charges from the tenant's occupancy on.
+    part = occupied(session, spec.site, tenant.id, period, tariff.zone)
+    rated = rate_period(tariff, part or period, usage, tier_use=year_use)
+    charges = rated.charges if part is not None else energy_only(rated.charges)
+    if settle and owed(charges) and tenant.id not in closed_tenants(session, spec.site):
+        settle_period(session, spec.site, tenant.id, period, charges)
     wallet, shares = wallet_movements(session, spec.site, tenant.id, period.start, period.end)
     data = BillInput(
         site_name=spec.name,
@@ -346,7 +349,7 @@ def gather(
         timezone=spec.timezone,
         unit=tariff.unit,
         meters=meters,
-        charges=rated.charges,
+        charges=charges,
         fees=[*shares, *tenant.fees],
         wallet=wallet,
         history=_history(

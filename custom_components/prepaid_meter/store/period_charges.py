@@ -15,15 +15,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal, localcontext
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..engine.calendars import BillingPeriod
+from ..engine.calendars import BillingPeriod, local_midnight
 from ..engine.rating import RATING_CONTEXT, Charge, accrue_standing, open_period
 from ..engine.tariffs import Tariff
 from .ledger import EXACT_PRECISION, _Accounts, closed_tenants, post_entry
-from .models import Account, JournalEntry, Posting
+from .models import Account, Assignment, JournalEntry, MeterReading, Posting, Tenant
 
 ZERO = Decimal(0)
 
@@ -36,9 +37,65 @@ ACCRUED = frozenset(
 )
 
 
+def tenancy_start(session: Session, site: str, tenant: str) -> datetime | None:
+    """When the tenant's occupancy began: its account's opening, or its meters' first reading.
+
+    Whichever is earlier: readings imported from before the account was opened
+    (a site taken over with its history) count as the tenant's. None for a
+    tenant the store does not know.
+    """
+    opened = session.scalar(
+        select(Tenant.opened_at).where(Tenant.site == site, Tenant.id == tenant)
+    )
+    meters = set(
+        session.scalars(
+            select(Assignment.meter).where(Assignment.site == site, Assignment.tenant == tenant)
+        )
+    )
+    times = [opened] if opened is not None else []
+    for meter in sorted(meters):
+        first = session.scalar(
+            select(func.min(MeterReading.taken_at)).where(
+                MeterReading.site == site, MeterReading.meter == meter
+            )
+        )
+        if first is not None:
+            times.append(first)
+    return min(times) if times else None
+
+
+def occupied(
+    session: Session, site: str, tenant: str, period: BillingPeriod, zone: ZoneInfo
+) -> BillingPeriod | None:
+    """The part of ``period`` from the tenant's occupancy on; None when it began after the period.
+
+    Standing, capacity and minimum charges are owed for this part only (pro-rated
+    against the whole cycle), so a tenant who moves in mid-period, or a site set up
+    mid-period, is not charged for the days before. The move-in day counts whole
+    (local midnight in ``zone``, the tariff's): standing charges are daily.
+    """
+    start = tenancy_start(session, site, tenant)
+    if start is not None:
+        start = local_midnight(start.astimezone(zone).date(), zone)
+    if start is None or start <= period.start:
+        return period
+    if start >= period.end:
+        return None
+    return period.part(start, period.end)
+
+
 def has_period_charges(tariff: Tariff) -> bool:
     """Whether any version of the tariff has standing or capacity charges (accrued daily)."""
     return any(v.standing or v.capacity is not None for v in tariff.versions)
+
+
+def _is_energy(c: Charge) -> bool:
+    return c.kind == "energy" or (c.kind == "tax" and c.taxed_kind == "energy")
+
+
+def energy_only(charges: Iterable[Charge]) -> list[Charge]:
+    """The energy charges and their taxes (a period the tenant did not occupy owes nothing else)."""
+    return [c for c in charges if _is_energy(c)]
 
 
 def owed(charges: Iterable[Charge]) -> dict[str, Decimal]:
@@ -46,7 +103,7 @@ def owed(charges: Iterable[Charge]) -> dict[str, Decimal]:
     out: dict[str, Decimal] = {}
     with localcontext(RATING_CONTEXT):
         for c in charges:
-            if c.kind == "energy" or (c.kind == "tax" and c.taxed_kind == "energy"):
+            if _is_energy(c):
                 continue
             code = f"revenue:tax:{c.taxed_kind}" if c.kind == "tax" else f"revenue:{c.kind}"
             out[code] = out.get(code, ZERO) + c.amount
@@ -141,7 +198,10 @@ def accrue(
         )
         if exists is not None:
             continue
-        rated = accrue_standing(tariff, open_period(tariff, period), until)
+        part = occupied(session, site, tenant, period, tariff.zone)
+        if part is None:
+            continue
+        rated = accrue_standing(tariff, open_period(tariff, part), until)
         _post_difference(
             session,
             site,

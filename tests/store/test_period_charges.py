@@ -1,0 +1,58 @@
+"""Period charges are owed from the tenant's occupancy on, counted in whole local days."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from custom_components.prepaid_meter.engine.calendars import billing_period
+from custom_components.prepaid_meter.store import ledger
+from custom_components.prepaid_meter.store.models import MeterReading
+from custom_components.prepaid_meter.store.period_charges import occupied, tenancy_start
+
+from .conftest import SITE
+
+ZONE = ZoneInfo("Asia/Shanghai")
+MARCH = billing_period(datetime(2026, 3, 15, tzinfo=UTC), 1, "Asia/Shanghai")
+# 2026-03-10 17:30 UTC is 01:30 on March 11 in Shanghai.
+OPENED = datetime(2026, 3, 10, 17, 30, tzinfo=UTC)
+MARCH_11 = datetime(2026, 3, 10, 16, 0, tzinfo=UTC)  # local midnight
+
+
+def _site(session: Session) -> None:
+    ledger.sync_site(session, site=SITE, name="Mall", currency="CNY",
+                     meters=[("m1", "Shop 1", 1, "simulator")],
+                     tenants=[("t1", "Shop 1", ("m1",))], at=OPENED)  # fmt: skip
+
+
+def test_a_tenant_opened_mid_period_owes_from_its_local_move_in_day(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions() as session:
+        _site(session)
+        assert tenancy_start(session, SITE, "t1") == OPENED
+        part = occupied(session, SITE, "t1", MARCH, ZONE)
+        assert part is not None
+        assert (part.start, part.end) == (MARCH_11, MARCH.end)
+        assert (part.cycle_start, part.cycle_end) == (MARCH.cycle_start, MARCH.cycle_end)
+        february = billing_period(datetime(2026, 2, 15, tzinfo=UTC), 1, "Asia/Shanghai")
+        assert occupied(session, SITE, "t1", february, ZONE) is None
+        assert tenancy_start(session, SITE, "nobody") is None
+        assert occupied(session, SITE, "nobody", MARCH, ZONE) == MARCH
+
+
+def test_readings_from_before_the_account_make_the_whole_period_owed(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions() as session:
+        _site(session)
+        early = datetime(2026, 2, 20, tzinfo=UTC)
+        session.add(
+            MeterReading(site=SITE, meter="m1", taken_at=early, value=Decimal(5), source="import")
+        )
+        session.commit()
+        assert tenancy_start(session, SITE, "t1") == early
+        assert occupied(session, SITE, "t1", MARCH, ZONE) == MARCH
