@@ -14,8 +14,7 @@ the real time that simulated month took (see README, "Try it"). The site has
 ``billing_day`` set, but scheduled bills follow Home Assistant's clock (00:30
 local after a real period ends), which fast mode cannot speed up: only the
 simulator's clock runs fast. So fast mode issues its monthly bills with
-``generate_bill``; the schedule issues the real months' bills (on the first
-start, the last real month's).
+``generate_bill``; the schedule issues the real months' bills.
 
 ``check``: log in with the printed user and password (the same login flow the
 web page uses), find the 24 shops' energy sensors and balances, see balances

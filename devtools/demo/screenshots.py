@@ -14,8 +14,7 @@ How it gets there, with the demo's printed login and nothing else:
   them, in ``localStorage["hassTokens"]``, so the frontend opens logged in;
 - the tenant page is the link the admin action ``tenant_link`` answers;
 - the bill is the newest one fast mode issued (``.demo/months.json``), else
-  the shop's bill of the last billing period (``generate_bill`` for one
-  tenant answers the bill the schedule issued, or issues that same bill);
+  an interim bill of this month so far (see :func:`newest_bill`);
   the admin bill URL needs a login, so it is opened as a path signed by Home
   Assistant (``auth/sign_path``, what the frontend does for downloads).
 """
@@ -27,6 +26,7 @@ import asyncio
 import json
 import sys
 import time
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ import aiohttp
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
+from devtools.demo import mall
 from devtools.demo.provision import PASSWORD, USER, Api
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,16 +100,30 @@ async def sign_path(api: Api, path: str) -> str:
         return str(answer["result"]["path"])
 
 
+def month_to_hour(now: datetime) -> tuple[datetime, datetime]:
+    """From the start of the mall's billing month (``billing_day`` 1) to the last full hour."""
+    local = now.astimezone(timezone(timedelta(seconds=mall.UTC_OFFSET_S)))
+    end = local.replace(minute=0, second=0, microsecond=0)
+    return end.replace(day=1, hour=0), end
+
+
 async def newest_bill(api: Api, record: Path) -> dict[str, Any]:
-    """The shop's newest bill from fast mode's record, else its last period's bill."""
+    """The shop's newest bill from fast mode's record, else an interim bill of this month.
+
+    In real time the demo's first bill is due on the 1st; until then this
+    issues shop 01's bill from the 1st to the last full hour, as a landlord
+    does for a tenant who asks (the same hour answers the same bill again).
+    """
     tenant = f"t{SHOP}"
     if record.is_file():
         closed = json.loads(record.read_text()).get("closed", [])
         mine = [b for month in closed for b in month["bills"] if b["tenant"] == tenant]
         if mine:
             return dict(mine[-1])
+    start, end = month_to_hour(datetime.now(UTC))
     answer = await api.post(
-        "/api/services/prepaid_meter/generate_bill?return_response", {"tenant": tenant}
+        "/api/services/prepaid_meter/generate_bill?return_response",
+        {"tenant": tenant, "start": start.isoformat(), "end": end.isoformat()},
     )
     [bill] = answer["service_response"]["bills"]
     return dict(bill)
