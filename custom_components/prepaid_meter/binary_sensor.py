@@ -1,7 +1,8 @@
 """Meter status and alarms: online, relay mismatch, tamper, evasion; tenant abnormal use.
 
 Every alarm has a ``problem`` sensor on the device it concerns (a meter or a
-tenant account); the state comes from the site's ``AlarmMonitor``. Like every
+tenant account); the state comes from the site's ``AlarmMonitor``. A postpaid
+account has an ``overdue`` problem sensor (``receivables_runner``). Like every
 site entity they write their state only when it changed (``SiteEntity``).
 """
 
@@ -48,6 +49,9 @@ async def async_setup_entry(
         for tenant in site.tenants
         for description in TENANT_ALARMS
         if tenant.use_limits.enabled(description.key)
+    )
+    async_add_entities(
+        OverdueSensor(coordinator, tenant) for tenant in site.tenants if tenant.postpaid
     )
 
 
@@ -168,3 +172,18 @@ class TenantAlarmSensor(TenantEntity, BinarySensorEntity):
             return None
         usual = self.coordinator.alarms.tenants[self.tenant.id].usual_kw
         return {"usual_kw": None if usual is None else kw_text(usual)}
+
+
+class OverdueSensor(TenantEntity, BinarySensorEntity):
+    """On while a postpaid account has a bill open after its due date (and grace days)."""
+
+    _attr_device_class = BinarySensorDeviceClass.PROBLEM
+    _attr_translation_key = "overdue"
+
+    def __init__(self, coordinator: PrepaidCoordinator, tenant: TenantConfig) -> None:
+        super().__init__(coordinator, tenant, "overdue")
+
+    @property
+    def is_on(self) -> bool:
+        """Whether a bill is overdue."""
+        return self.tenant_state.overdue

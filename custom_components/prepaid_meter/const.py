@@ -51,6 +51,11 @@ CONF_BILLING_DAY: Final = "billing_day"
 CONF_DUE_DAYS: Final = "due_days"
 DEFAULT_BILLING_DAY: Final = 1
 DEFAULT_DUE_DAYS: Final = 14
+#: Site option: days after a postpaid bill's due date before it counts as overdue (default 0).
+CONF_OVERDUE_GRACE_DAYS: Final = "overdue_grace_days"
+#: A postpaid bill fell overdue (once per bill): payload {entry_id, tenant, tenant_name,
+#: device_id, bill_number, bill_id, amount_open, due (local date), currency}.
+EVENT_BILL_OVERDUE: Final = f"{DOMAIN}_bill_overdue"
 
 # --- supply policy (site defaults in the entry's options; a tenant may override
 # any of them under its own "policy" key) ---

@@ -31,6 +31,7 @@ from .alarms_runner import AlarmMonitor
 from .charging import Charger
 from .const import (
     CONF_BILLING_DAY,
+    CONF_BILLING_MODE,
     CONF_BUSES,
     CONF_CREDIT_LIMIT,
     CONF_CURRENCY,
@@ -72,6 +73,7 @@ from .engine.policy import (
     SupplyPolicy,
     SupplyState,
     decide_supply,
+    is_due,
     may_grant_emergency,
     parse_friendly_hours,
     threshold,
@@ -81,9 +83,11 @@ from .engine.tariffs import Tariff
 from .engine.warnings import WarningLevels, days_left, evaluate_warnings, parse_levels
 from .meters.modbus import BusConfig, MeterIOError, ModbusBus
 from .meters.reader import MeterReader, MeterSample, RelayMismatch
+from .receivables_runner import ReceivablesMonitor
 from .store import Store, ledger, period_charges, policy_state
 from .store.ledger import BalanceCache, MeterCharge, TopUpResult
 from .store.period_charges import has_period_charges
+from .store.receivables import Evaluation
 from .store.tariffs import TariffVersionChanged, sync_tariffs
 from .subentries import site_options
 from .tariff_config import SiteTariffs, site_tariffs
@@ -137,10 +141,13 @@ class TenantConfig:
     meters: tuple[str, ...]
     policy: SupplyPolicy = field(default_factory=SupplyPolicy)
     warnings: WarningLevels = field(default_factory=WarningLevels)
-    #: Postpaid: cut off while a bill is overdue (see ``PrepaidCoordinator.async_set_overdue``).
+    #: Postpaid: cut off while a bill is overdue (see ``receivables_runner``).
     cut_off_when_overdue: bool = False
     #: Abnormal-use alarm limits (see ``engine/alarms.py``).
     use_limits: UseLimits = field(default_factory=UseLimits)
+    #: Uses first and pays against bills (option ``billing``): never cut off or
+    #: warned for its balance, only cut off for an overdue bill (see ``receivables_runner``).
+    postpaid: bool = False
 
 
 def _decimal(value: Any, default: str = "0") -> Decimal:
@@ -286,6 +293,7 @@ def _tenant(spec: Mapping[str, Any], site_opts: Mapping[str, Any], tz: str) -> T
         warnings=levels,
         cut_off_when_overdue=overdue,
         use_limits=limits_from_options(opts),
+        postpaid=spec.get(CONF_BILLING_MODE) == "postpaid",
     )
 
 
@@ -320,8 +328,10 @@ class TenantState:
     due_since: datetime | None = None
     #: Whether the policy cut the supply off.
     cut_off: bool = False
-    #: A postpaid bill is overdue (set by the bills engine).
+    #: A postpaid bill is overdue (derived from the store by ``receivables_runner``).
     overdue: bool = False
+    #: Postpaid: what is still owed on issued bills (site currency).
+    amount_due: Decimal = ZERO
     #: Days of credit left at the recent daily cost (None: no recent use).
     days_left: Decimal | None = None
 
@@ -401,6 +411,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             tenants={t.id: TenantState() for t in site.tenants},
         )
         self.alarms = AlarmMonitor(self)
+        self.receivables = ReceivablesMonitor(self)
 
     async def _async_setup(self) -> None:
         """Load where charging got to, the balances and the manual overrides."""
@@ -425,6 +436,10 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         await self.costs.async_load(self.store, self.site_id)
         await self._refresh_forecast(dt_util.utcnow(), reread=True)
         self.alarms.restore()
+        # Postpaid accounts (start first: a planned check is dropped when the entry unloads).
+        self.receivables.async_start()
+        now = dt_util.utcnow()
+        self.receivables.apply(await self.store.run(self.receivables.evaluate, now), now)
 
     async def _setup_charger(self) -> None:
         """Keep the tariffs' versions, then rebuild each tenant's rating of the current period."""
@@ -660,9 +675,11 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
 
     def _top_up_and_balance(
         self, session: Session, /, **kwargs: Any
-    ) -> tuple[TopUpResult, dict[str, Decimal]]:
+    ) -> tuple[TopUpResult, dict[str, Decimal], Evaluation | None]:
         result = ledger.top_up(session, site=self.site_id, **kwargs)
-        return result, self._balances.refresh(session, self.site_id)
+        balances = self._balances.refresh(session, self.site_id)
+        owed = self.receivables.evaluate(session, kwargs["at"], changed={kwargs["tenant"]})
+        return result, balances, owed
 
     def _set_balances(self, balances: dict[str, Decimal]) -> None:
         for tenant_id, state in self.data.tenants.items():
@@ -673,16 +690,18 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
     ) -> TopUpResult:
         """Credit a wallet and reconnect at once if the balance allows it."""
         async with self._lock:
-            result, balances = await self.store.run(
+            now = dt_util.utcnow()
+            result, balances, owed = await self.store.run(
                 self._top_up_and_balance,
                 tenant=tenant_id,
                 amount=amount,
                 method=method,
                 reference=reference,
-                at=dt_util.utcnow(),
+                at=now,
                 memo=memo,
             )
             self._set_balances(balances)
+            self.receivables.apply(owed, now)
             tenant = self.site.tenant_by_id[tenant_id]
             await self._apply_policy(tenant, credited=not result.duplicate)
         self.async_update_listeners()
@@ -698,20 +717,28 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         so a refund can cut off and a move-out opens the relay at once.
         """
 
-        def write(session: Session) -> tuple[R, dict[str, Decimal], dict[str, Any], Any]:
+        def write(
+            session: Session,
+        ) -> tuple[R, dict[str, Decimal], dict[str, Any], Any, Evaluation | None]:
             result = fn(session, *args, **kwargs)
             balances = self._balances.refresh(session, self.site_id)
             charged = ledger.cursors(session, self.site_id)
-            return result, balances, charged, policy_state.load(session, self.site_id)
+            # Postpaid: a payment or a bill changes what is owed and overdue, before the policy.
+            moved = {t for t, b in balances.items() if b != was.get(t)}
+            owed = self.receivables.evaluate(session, now, changed=moved)
+            return result, balances, charged, policy_state.load(session, self.site_id), owed
 
         async with self._lock:
+            now = dt_util.utcnow()
+            was = {t: s.balance for t, s in self.data.tenants.items()}
             try:
-                result, balances, charged, stored = await self.store.run(write)
+                result, balances, charged, stored, owed = await self.store.run(write)
             except store_faults.STORE_ERRORS as err:
                 raise store_faults.write_failed(self.hass, self.config_entry, err) from err
             store_faults.store_ok(self.hass, self.config_entry)
-            before = {t: s.balance for t, s in self.data.tenants.items()}
+            before = was
             self._set_balances(balances)
+            self.receivables.apply(owed, now)
             self._cursors = {m: c.value for m, c in charged.items()}
             self._read_at = {m: c.taken_at for m, c in charged.items()}
             await self.costs.async_catch_up(self.store, self.site_id)
@@ -772,8 +799,25 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         self.async_update_listeners()
         return state.emergency
 
+    async def async_check_receivables(self) -> None:
+        """Derive the postpaid accounts from the store now; apply the policy to those tenants.
+
+        Run at local midnight and when a due date passes (``receivables_runner``).
+        """
+        async with self._lock:
+            now = dt_util.utcnow()
+            owed = await self.store.run(self.receivables.evaluate, now)
+            self.receivables.apply(owed, now)
+            for tenant in self.site.tenants:
+                if tenant.postpaid:
+                    await self._apply_policy(tenant)
+        self.async_update_listeners()
+
     async def async_set_overdue(self, tenant_id: str, overdue: bool) -> None:
-        """Hook for the bills engine: a postpaid tenant's bill is (no longer) overdue.
+        """Set a tenant's overdue flag by hand (a bill is, or is no longer, overdue).
+
+        For postpaid tenants the receivables monitor derives the flag from the
+        store at every check, which replaces a flag set here.
 
         Tenants whose policy has ``cut_off_when_overdue`` are then cut off like
         a prepaid tenant out of credit (grace and friendly hours apply).
@@ -866,11 +910,18 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         if credited:
             # A credit (a top-up) pays emergency credit back: it is offered again.
             state.emergency = ZERO
-        self._check_warnings(tenant, credited=credited)
+        if not tenant.postpaid:
+            self._check_warnings(tenant, credited=credited)
         balance = state.balance
-        if state.overdue and tenant.cut_off_when_overdue:
-            balance = min(balance, threshold(tenant.policy, state.emergency))
-        if balance > threshold(tenant.policy, state.emergency):
+        overdue = state.overdue and tenant.cut_off_when_overdue
+        due = is_due(
+            balance,
+            tenant.policy,
+            emergency=state.emergency,
+            postpaid=tenant.postpaid,
+            overdue=overdue,
+        )
+        if not due:
             state.due_since = None
         elif state.due_since is None:
             state.due_since = now
@@ -883,6 +934,8 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             due_since=state.due_since,
             cut_off=state.cut_off,
             emergency=state.emergency,
+            postpaid=tenant.postpaid,
+            overdue=overdue,
         )
         state.cut_off = decision.state is SupplyState.CUT_OFF
         self._schedule_recheck(tenant, decision.recheck_at)

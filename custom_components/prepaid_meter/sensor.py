@@ -227,9 +227,14 @@ TENANT_SENSORS: tuple[TenantSensorDescription, ...] = (
         translation_key="warning_level",
         device_class=SensorDeviceClass.ENUM,
         options=[w.value for w in WarningLevel],
-        value_fn=lambda r: warning_level(
-            r.state.balance, r.state.days_left, r.tenant.warnings, r.cut_off_at
-        ).value,
+        # A postpaid account is not warned for its balance (it pays against bills).
+        value_fn=lambda r: (
+            WarningLevel.NONE.value
+            if r.tenant.postpaid
+            else warning_level(
+                r.state.balance, r.state.days_left, r.tenant.warnings, r.cut_off_at
+            ).value
+        ),
     ),
     TenantSensorDescription(
         key="cost_today",
@@ -264,6 +269,18 @@ TENANT_SENSORS: tuple[TenantSensorDescription, ...] = (
     ),
 )
 
+#: Sensors of postpaid accounts only.
+POSTPAID_SENSORS: tuple[TenantSensorDescription, ...] = (
+    TenantSensorDescription(
+        key="amount_due",
+        translation_key="amount_due",
+        device_class=SensorDeviceClass.MONETARY,
+        suggested_display_precision=2,
+        monetary=True,
+        value_fn=lambda r: r.state.amount_due,
+    ),
+)
+
 
 async def async_setup_entry(
     hass: HomeAssistant,
@@ -282,6 +299,8 @@ async def async_setup_entry(
         )
     for tenant in coordinator.site.tenants:
         entities.extend(TenantSensor(coordinator, tenant, d) for d in TENANT_SENSORS)
+        if tenant.postpaid:
+            entities.extend(TenantSensor(coordinator, tenant, d) for d in POSTPAID_SENSORS)
     async_add_entities(entities)
 
 

@@ -487,13 +487,9 @@ def site_options(scan_interval: int, fast: bool = False) -> dict[str, Any]:
             "tariff": "tou" if fast and s.tariff == "two_part" else s.tariff,
         }
         if s.billing == "postpaid":
-            # A postpaid account runs below zero between bills: it is cut off only
-            # when a bill is overdue, never for its balance, and has no balance warnings.
-            tenant["policy"] = {
-                "cut_off_enabled": False,
-                "cut_off_when_overdue": True,
-                "warning_levels": "",
-            }
+            # A postpaid account runs below zero between bills and is never cut off
+            # or warned for its balance; it is cut off while a bill is overdue.
+            tenant["policy"] = {"cut_off_when_overdue": True}
         tenants.append(tenant)
     return {
         "price": FLAT_PRICE,

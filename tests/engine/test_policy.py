@@ -10,6 +10,7 @@ from custom_components.prepaid_meter.engine.policy import (
     SupplyPolicy,
     SupplyState,
     decide_supply,
+    is_due,
     may_grant_emergency,
     parse_friendly_hours,
 )
@@ -127,3 +128,25 @@ def test_overrides_win_over_grace_friendly_and_emergency() -> None:
     assert decide_supply(Decimal(9), policy, now=now, locked=True).state is SupplyState.LOCKED
     forced = decide_supply(Decimal(-9), policy, now=local(28, 12), forced_on=True, cut_off=True)
     assert forced.state is SupplyState.FORCED_ON
+
+
+def test_postpaid_is_cut_off_only_for_an_overdue_bill() -> None:
+    policy = SupplyPolicy(cut_off_enabled=True, emergency_credit=Decimal(20))
+    # Uses first: far below zero, still on (and never on "emergency credit").
+    used = decide_supply(Decimal(-900), policy, postpaid=True, emergency=Decimal(20))
+    assert (used.relay_closed, used.state) == (True, SupplyState.ON)
+    assert not is_due(Decimal(-900), policy, postpaid=True)
+    overdue = decide_supply(Decimal(50), policy, postpaid=True, overdue=True)
+    assert (overdue.relay_closed, overdue.state) == (False, SupplyState.CUT_OFF)
+    assert is_due(Decimal(50), policy, postpaid=True, overdue=True)
+    # Grace and friendly hours hold it back as for a prepaid tenant.
+    now = datetime(2026, 9, 28, 2, 0, tzinfo=UTC)
+    graced = SupplyPolicy(cut_off_enabled=True, grace=timedelta(hours=1))
+    held = decide_supply(Decimal(50), graced, postpaid=True, overdue=True, now=now, due_since=now)
+    assert held.state is SupplyState.GRACE
+    # The site's switch still rules: cutting power off is off until the landlord turns it on.
+    off = decide_supply(Decimal(-900), SupplyPolicy(), postpaid=True, overdue=True)
+    assert off.relay_closed
+    # A prepaid tenant's overdue flag (the hook) and its balance both count.
+    assert is_due(Decimal(50), policy, overdue=True)
+    assert is_due(Decimal(0), policy)

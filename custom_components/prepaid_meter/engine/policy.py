@@ -6,6 +6,8 @@ A manual lock wins over everything; a manual force-on wins over the balance.
 Below the cut-off point, a grace period and friendly hours hold a cut-off
 back (they never reconnect a tenant who is already cut off); emergency
 credit lowers the cut-off point by a set amount until the next top-up.
+A postpaid tenant uses first and pays against bills: its balance is never a
+reason to cut off, only an overdue bill is (when its policy says so).
 """
 
 from __future__ import annotations
@@ -191,6 +193,25 @@ def threshold(policy: SupplyPolicy, emergency: Decimal = ZERO) -> Decimal:
     return policy.cut_off_at - emergency
 
 
+def is_due(
+    balance: Decimal,
+    policy: SupplyPolicy,
+    *,
+    emergency: Decimal = ZERO,
+    postpaid: bool = False,
+    overdue: bool = False,
+) -> bool:
+    """Whether the tenant is due for a cut-off (before grace and friendly hours hold it back).
+
+    ``overdue``: a bill is overdue and the tenant's policy cuts off for it
+    (``cut_off_when_overdue``). A prepaid tenant is also due when its balance
+    is at or below the cut-off point; a postpaid one only for the overdue bill.
+    """
+    if postpaid:
+        return overdue
+    return overdue or balance <= threshold(policy, emergency)
+
+
 def decide_supply(
     balance: Decimal,
     policy: SupplyPolicy,
@@ -201,13 +222,16 @@ def decide_supply(
     due_since: datetime | None = None,
     cut_off: bool = False,
     emergency: Decimal = ZERO,
+    postpaid: bool = False,
+    overdue: bool = False,
 ) -> SupplyDecision:
     """Decide the relay from the balance, the site policy and the manual overrides.
 
-    ``due_since`` is when the balance first fell to the cut-off point (the
-    grace period runs from there); ``cut_off`` says the tenant is already cut
+    ``due_since`` is when the tenant first became due (`is_due`; the grace
+    period runs from there); ``cut_off`` says the tenant is already cut
     off (grace and friendly hours then keep it so rather than reconnect);
-    ``emergency`` is the emergency credit granted since the last top-up.
+    ``emergency`` is the emergency credit granted since the last top-up;
+    ``postpaid`` and ``overdue`` as in `is_due`.
     """
     if locked:
         return SupplyDecision(relay_closed=False, state=SupplyState.LOCKED)
@@ -215,8 +239,8 @@ def decide_supply(
         return SupplyDecision(relay_closed=True, state=SupplyState.FORCED_ON)
     if not policy.cut_off_enabled:
         return SupplyDecision(relay_closed=True, state=SupplyState.ON)
-    if balance > threshold(policy, emergency):
-        on_emergency = emergency > 0 and balance <= policy.cut_off_at
+    if not is_due(balance, policy, emergency=emergency, postpaid=postpaid, overdue=overdue):
+        on_emergency = not postpaid and emergency > 0 and balance <= policy.cut_off_at
         state = SupplyState.EMERGENCY if on_emergency else SupplyState.ON
         return SupplyDecision(relay_closed=True, state=state)
     if cut_off or now is None:

@@ -91,12 +91,18 @@ def _to_v5(conn: Connection) -> None:
     Base.metadata.create_all(conn)
 
 
+def _to_v6(conn: Connection) -> None:
+    """Bill notices (pm_bill_notice: a postpaid bill's overdue event, once)."""
+    Base.metadata.create_all(conn)
+
+
 #: MIGRATIONS[n] upgrades a version n-1 database to version n.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _to_v2,
     3: _to_v3,
     4: _to_v4,
     5: _to_v5,
+    6: _to_v6,
 }
 
 

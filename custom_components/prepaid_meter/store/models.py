@@ -7,7 +7,8 @@ columns of an entry, and the append-only guards; version 3 adds bill numbers,
 content hashes and rendered documents; version 4 adds the supply
 policy's state to a tenant's control row (warnings fired, emergency credit
 taken, when the balance fell due, whether the supply is cut off); version 5
-adds the tenant-page secrets.
+adds the tenant-page secrets; version 6 adds bill notices (a postpaid bill's
+overdue event, fired once).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeEngine
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
@@ -383,6 +384,24 @@ class TenantSecret(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class BillNotice(Base):
+    """A notice given once per bill (all its revisions): ``overdue`` when it first fell overdue.
+
+    Kept so a restart does not fire the event again for a bill still overdue.
+    """
+
+    __tablename__ = "pm_bill_notice"
+
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: The bill's period start (a bill and its revisions share it).
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    #: The revision the notice was about.
+    bill_id: Mapped[int] = mapped_column(ForeignKey("pm_bill.id"))
+    noticed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 #: Tables whose rows are never updated or deleted (guarded by triggers).
 APPEND_ONLY_TABLES = (
     "pm_entry",
@@ -390,4 +409,5 @@ APPEND_ONLY_TABLES = (
     "pm_payment_ref",
     "pm_bill",
     "pm_bill_file",
+    "pm_bill_notice",
 )
