@@ -10,6 +10,7 @@ options flow.
 from __future__ import annotations
 
 import logging
+import math
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -330,18 +331,27 @@ class PrepaidOptionsFlow(OptionsFlowWithReload):
             except ValueError:
                 errors[CONF_PRICE] = "invalid_price"
             policy = {k: user_input.get(k, v) for k, v in POLICY_DEFAULTS.items()}
-            policy[CONF_DAYS_LEFT_LEVEL] = int(policy[CONF_DAYS_LEFT_LEVEL] or 0)
-            policy[CONF_GRACE_MINUTES] = int(policy[CONF_GRACE_MINUTES] or 0)
+            boxes: dict[str, int] = {}
+            for key, default in (
+                (CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL),
+                (CONF_BILLING_DAY, DEFAULT_BILLING_DAY),
+                (CONF_DAYS_LEFT_LEVEL, 0),
+                (CONF_GRACE_MINUTES, 0),
+            ):
+                try:
+                    boxes[key] = _whole(user_input.get(key), default)
+                except ValueError:
+                    errors[key] = "invalid_number"
+            policy[CONF_DAYS_LEFT_LEVEL] = boxes.get(CONF_DAYS_LEFT_LEVEL, 0)
+            policy[CONF_GRACE_MINUTES] = boxes.get(CONF_GRACE_MINUTES, 0)
             errors.update(policy_errors(policy, self.hass.config.time_zone))
             if not errors:
                 options.update(
                     {
                         CONF_PRICE: str(price),
                         CONF_CUT_OFF_ENABLED: user_input[CONF_CUT_OFF_ENABLED],
-                        CONF_SCAN_INTERVAL: int(user_input[CONF_SCAN_INTERVAL]),
-                        CONF_BILLING_DAY: int(
-                            user_input.get(CONF_BILLING_DAY, DEFAULT_BILLING_DAY)
-                        ),
+                        CONF_SCAN_INTERVAL: boxes[CONF_SCAN_INTERVAL],
+                        CONF_BILLING_DAY: boxes[CONF_BILLING_DAY],
                         **policy,
                     }
                 )
@@ -379,6 +389,16 @@ class PrepaidOptionsFlow(OptionsFlowWithReload):
             data_schema=self.add_suggested_values_to_schema(schema, suggested),
             errors=errors,
         )
+
+
+def _whole(value: Any, default: int) -> int:
+    """A number box's value as an integer (the selector lets ``nan`` through its range check)."""
+    if value in (None, ""):
+        return default
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return int(number)
 
 
 def _box(low: int, high: int, unit: str) -> selector.NumberSelector:

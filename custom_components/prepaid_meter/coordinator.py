@@ -503,6 +503,9 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         await asyncio.gather(*(self._poll_bus(meters) for meters in by_bus.values()))
         # A site whose meters were all removed (sub-entries) is not unreachable.
         if data.meters and not any(m.online for m in data.meters.values()):
+            # The alarms still see the poll: a meter away too long gets its repair issue
+            # even while every meter of the site is away.
+            self.alarms.after_poll(now)
             raise UpdateFailed(
                 translation_domain=DOMAIN,
                 translation_key="bus_unreachable",

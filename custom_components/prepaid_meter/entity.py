@@ -88,12 +88,21 @@ class SiteEntity(CoordinatorEntity[PrepaidCoordinator]):
         """
         return (self.available, self.state, self.extra_state_attributes)
 
+    def _show(self, shown: Any) -> None:
+        """Take on what ``_shown_key`` found, before the state is written.
+
+        Sensors set their ``_attr_`` values here, only when what they show
+        changed: each such assignment also clears Home Assistant's cached
+        properties of the entity.
+        """
+
     @callback
     def _handle_coordinator_update(self) -> None:
         shown = self._shown_key()
         if shown == self._shown:
             return
         self._shown = shown
+        self._show(shown)
         self.async_write_ha_state()
 
 

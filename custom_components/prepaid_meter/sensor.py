@@ -326,17 +326,16 @@ class MeterSensor(MeterEntity, SensorEntity):
     ) -> None:
         super().__init__(coordinator, meter, description.key)
         self.entity_description = description
-        self._compute()
+        self._show(self._shown_key())
 
     def _shown_key(self) -> Any:
-        return (self.available, *self._compute())
-
-    def _compute(self) -> tuple[object, ...]:
-        """The register's decoded value."""
+        """Availability and the register's decoded value."""
         sample = self.meter_state.sample
         register = self.entity_description.register
-        self._attr_native_value = None if sample is None else sample.values.get(register)
-        return (self._attr_native_value,)
+        return (self.available, None if sample is None else sample.values.get(register))
+
+    def _show(self, shown: Any) -> None:
+        self._attr_native_value = shown[1]
 
 
 class TenantSensor(TenantEntity, SensorEntity):
@@ -354,20 +353,21 @@ class TenantSensor(TenantEntity, SensorEntity):
         self.entity_description = description
         if description.monetary:
             self._attr_native_unit_of_measurement = coordinator.site.currency
-        self._compute()
+        self._show(self._shown_key())
 
     def _shown_key(self) -> Any:
-        return (self.available, *self._compute())
-
-    def _compute(self) -> tuple[object, ...]:
-        """The tenant's value (and when its sum started, for totals)."""
+        """Availability, the tenant's value and, for totals, when its sum started."""
         reading = TenantReading(self.coordinator, self.tenant, self.tenant_state, dt_util.utcnow())
         description = self.entity_description
-        value = self._attr_native_value = description.value_fn(reading)
+        value = description.value_fn(reading)
         if description.last_reset_fn is None:
-            return (value,)
-        reset = self._attr_last_reset = description.last_reset_fn(reading)
-        return (value, reset)
+            return (self.available, value)
+        return (self.available, value, description.last_reset_fn(reading))
+
+    def _show(self, shown: Any) -> None:
+        self._attr_native_value = shown[1]
+        if len(shown) > 2:
+            self._attr_last_reset = shown[2]
 
     async def async_added_to_hass(self) -> None:
         """Offer the balance's voice name once (see ``VOICE_ALIAS``)."""

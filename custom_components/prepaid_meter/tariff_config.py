@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, Final
 
 from .const import CONF_TENANTS
@@ -54,8 +55,13 @@ class SiteTariffs:
     def tariff(self, tariff_id: str | None) -> Tariff:
         """A tariff by id; the flat tariff for None."""
         if tariff_id is None:
-            return flat_tariff(self.price, self.currency, self.timezone)
+            return self._flat
         return self.tariffs[tariff_id]
+
+    @cached_property
+    def _flat(self) -> Tariff:
+        """The flat tariff at ``price``, built once (sensors ask for it every poll)."""
+        return flat_tariff(self.price, self.currency, self.timezone)
 
     def for_tenant(self, tenant: str) -> Tariff:
         """The tariff that prices the tenant."""

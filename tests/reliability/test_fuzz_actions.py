@@ -11,7 +11,7 @@ Assistant's schema check with ``vol.Invalid`` before the action runs; the
 test checks that this is really the schema and that nothing changed either.
 
 Examples per action: ``PM_FUZZ_EXAMPLES`` (default 25; 700 under
-``scripts/test-long``, 15 actions x 700 = 10,500 calls).
+``scripts/test-long``, 17 actions x 700 = 11,900 calls).
 """
 
 from __future__ import annotations
@@ -202,6 +202,8 @@ ACTIONS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "release_supply": _with({"tenant": TENANTS}, {}),
     "emergency_credit": _with({"tenant": TENANTS}, {}),
     "share_costs": _with({}, {"start": TIMES, "end": TIMES}),
+    "tenant_link": _with({"tenant": TENANTS}, {"valid_days": st.one_of(AMOUNTS, st.integers())}),
+    "rotate_tenant_secret": _with({"tenant": TENANTS}, {}),
 }
 
 

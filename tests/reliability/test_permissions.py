@@ -47,6 +47,8 @@ def valid_calls() -> dict[str, dict[str, Any]]:
         "release_supply": {"tenant": "t1"},
         "emergency_credit": {"tenant": "t1"},
         "share_costs": {},
+        "tenant_link": {"tenant": "t1"},
+        "rotate_tenant_secret": {"tenant": "t2"},
     }
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -20,6 +21,10 @@ from typing import Any, Literal
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
+from pymodbus.pdu.register_message import (
+    ReadHoldingRegistersResponse,
+    ReadInputRegistersResponse,
+)
 
 from .profiles import RELAY_STATUS, MeterProfile
 
@@ -79,7 +84,64 @@ class BusConfig:
         return f"{self.host}:{self.port}"
 
 
+class _WholeAnswer:
+    """A register read's answer decoded in one step, its bytes kept for ``Block.decode``.
+
+    pymodbus decodes an answer word by word in Python (a struct call per
+    register); a meter's block is up to 125 registers and a poll reads a block
+    of every meter, so the words are unpacked at once and the values decoded
+    from the bytes (the same words, the same checks).
+    """
+
+    dev_id: int
+    transaction_id: int
+    registers: list[int]
+    raw: bytes = b""
+
+    def decode(self, data: bytes) -> None:
+        """Decode the byte count and the registers after it."""
+        if (data_len := int(data[0])) >= len(data):
+            # pymodbus's decoder drops the frame on a ValueError, as on its own check.
+            raise ValueError(f"byte_count {data_len} > length of packet {len(data)}")
+        self.raw = bytes(data[1 : 1 + data_len])
+        self.registers = list(struct.unpack(f">{data_len // 2}H", self.raw[: data_len & ~1]))
+
+    def __str__(self) -> str:
+        """The answer for pymodbus's debug log, the words in hex.
+
+        pymodbus formats every answer it decodes for that log, enabled or not:
+        a list of a hundred words in decimal costs more than decoding them.
+        """
+        return (
+            f"{type(self).__name__}(dev_id={self.dev_id}, "
+            f"transaction_id={self.transaction_id}, "
+            f"registers={len(self.raw) // 2} words 0x{self.raw.hex()})"
+        )
+
+
+class _HoldingAnswer(_WholeAnswer, ReadHoldingRegistersResponse):
+    """Function 03's answer (see ``_WholeAnswer``)."""
+
+
+class _InputAnswer(_WholeAnswer, ReadInputRegistersResponse):
+    """Function 04's answer (see ``_WholeAnswer``)."""
+
+
+def _answer_bytes(response: Any) -> bytes:
+    """The register bytes of a read's answer (from the words if another decoder made it)."""
+    if isinstance(response, _WholeAnswer):
+        return response.raw
+    return struct.pack(f">{len(response.registers)}H", *response.registers)
+
+
 def _client(config: BusConfig) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+    client = _new_client(config)
+    client.register(_HoldingAnswer)
+    client.register(_InputAnswer)
+    return client
+
+
+def _new_client(config: BusConfig) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
     # reconnect_delay=0: no background reconnect loop; the bus reconnects on
     # the next request, so a dead gateway costs one connect attempt per poll.
     if config.kind == "serial":
@@ -121,7 +183,12 @@ class ModbusBus:
         return cls(BusConfig(host=host, port=port, timeout=timeout, retries=retries))
 
     async def _ensure_connected(self) -> None:
-        if not self._client.connected and not await self._client.connect():
+        try:
+            connected = self._client.connected or await self._client.connect()
+        except ValueError as err:
+            # A host name the resolver cannot take (a NUL, a label over 63 characters).
+            raise MeterIOError(f"cannot connect to {self.config.label}: {err}") from err
+        if not connected:
             raise MeterIOError(f"cannot connect to {self.config.label}")
 
     async def check(self) -> None:
@@ -168,12 +235,11 @@ class ModbusBus:
                     else "read_holding_registers"
                 )
                 rr = await self._call(method, block.address, count=block.count, device_id=device_id)
-                if len(rr.registers) < block.count:
+                raw = _answer_bytes(rr)
+                if len(raw) < 2 * block.count:
                     self._client.close()
                     raise MeterIOError(f"device {device_id}: short answer")
-                for reg in block.registers:
-                    offset = reg.address - block.address
-                    values[reg.name] = reg.decode(rr.registers[offset : offset + reg.width])
+                values.update(block.decode(raw))
             relay_closed: bool | None = None
             if profile.relay is not None:
                 status = profile.relay.status

@@ -14,7 +14,7 @@ import itertools
 import struct
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -106,7 +106,10 @@ class Register:
 
     def decode(self, words: list[int]) -> Decimal:
         """Decode the value from its registers and scale it, exactly."""
-        raw = self.raw_bytes(words)
+        return self.decode_bytes(self.raw_bytes(words))
+
+    def decode_bytes(self, raw: bytes) -> Decimal:
+        """Decode the value from its bytes (most significant first) and scale it, exactly."""
         if self.type == "float32":
             return decode_float32(raw) * self.scale
         return Decimal(struct.unpack(_INT_FORMAT[self.type], raw)[0]) * self.scale
@@ -177,6 +180,42 @@ class Block:
     address: int
     count: int
     registers: tuple[Register, ...]
+
+    @cached_property
+    def _layout(self) -> tuple[struct.Struct, tuple[tuple[Register, bool], ...]]:
+        """One struct over the block's bytes: a field per value, pad bytes over the gaps.
+
+        Big-endian integers come out as numbers; float32 and little word order
+        values as their bytes, decoded by their register (``swap``: reverse the words).
+        """
+        fmt, at, fields = ">", self.address, []
+        for reg in sorted(self.registers, key=lambda r: r.address):
+            fmt += "x" * (2 * (reg.address - at))
+            if reg.type != "float32" and reg.word_order == "big":
+                fmt += _INT_FORMAT[reg.type][1]
+                fields.append((reg, False))
+            else:
+                fmt += f"{2 * reg.width}s"
+                fields.append((reg, True))
+            at = reg.end
+        return struct.Struct(fmt), tuple(fields)
+
+    def decode(self, raw: bytes) -> dict[str, Decimal]:
+        """Every value of the block from the answer's bytes (``2 * count`` of them), exactly.
+
+        The same values as ``Register.decode`` on each value's words, in one
+        unpack of the whole answer: a poll decodes every block of every meter.
+        """
+        layout, fields = self._layout
+        values: dict[str, Decimal] = {}
+        for (reg, as_bytes), item in zip(fields, layout.unpack_from(raw), strict=True):
+            if as_bytes:
+                if reg.word_order == "little":
+                    item = b"".join(item[i : i + 2] for i in range(len(item) - 2, -1, -2))
+                values[reg.name] = reg.decode_bytes(item)
+            else:
+                values[reg.name] = Decimal(item) * reg.scale
+        return values
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,6 +8,7 @@ utility_meter, a template sensor) with an optional switch entity as relay.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Protocol
@@ -101,6 +102,8 @@ class ModbusMeter:
         }
         #: Each value's ratio factor, found once (a poll scales every value).
         self._scale = {n: self._factor[RATIO_OF[quantity(n)]] for n in profile.names}
+        #: Whether every factor is a plain 1 (most meters): scaling then changes nothing.
+        self._unscaled = all(f == 1 and f.as_tuple().exponent == 0 for f in self._scale.values())
         wrap = profile.energy.wrap
         self.energy_wrap = None if wrap is None else wrap * self._factor["ctpt"]
         self._coil_status_every = max(1, coil_status_every)
@@ -108,6 +111,8 @@ class ModbusMeter:
         self._relay: bool | None = None
 
     def _scaled(self, values: dict[str, Decimal]) -> dict[str, Decimal]:
+        if self._unscaled:
+            return values
         scale = self._scale
         return {name: v * scale[name] for name, v in values.items()}
 
@@ -176,7 +181,8 @@ class EntityMeter:
             value = Decimal(state.state)
         except InvalidOperation as err:
             raise MeterIOError(f"{entity_id}: {state.state!r} is not a number") from err
-        if not value.is_finite():
+        # A value beyond a float's range (``1e400``) is no counter: an energy sensor refuses it.
+        if not value.is_finite() or not math.isfinite(float(value * factor)):
             raise MeterIOError(f"{entity_id}: {state.state!r} is not a number")
         return value * factor
 
