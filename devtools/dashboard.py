@@ -34,8 +34,9 @@ SUMMARY = r"""          {%- set ns = namespace(rows=[]) %}
           {%- set supply = state_translated('sensor.' ~ base ~ '_supply') %}
           {%- set days = states('sensor.' ~ base ~ '_days_of_credit_left') %}
           {%- set name = device_attr(b, 'name') or base %}
+          {%- set shown = '%.2f' | format(v) if is_number(states(b)) else states(b) %}
           {%- set ns.rows = ns.rows + ['| %s | %s %s | %s %s | %s | %s |'
-              | format(name, states(b), unit, icon, level, supply, days)] %}
+              | format(name, shown, unit, icon, level, supply, days)] %}
           {%- endfor %}
           | Tenant | Balance | Warning | Supply | Days left |
           |:--|--:|:--|:--|--:|

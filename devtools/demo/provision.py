@@ -3,14 +3,18 @@
 ``provision``: onboard Home Assistant (owner user, core config, analytics),
 create the demo site through the integration's config flow, give it the mall's
 options (:mod:`devtools.demo.mall`; through the demo helper's admin action
-``prepaid_meter_demo.set_site_options`` while the integration has no UI for
-meters, tenants, tariffs and sharing rules) and give every prepaid shop its
-opening top-up. Each step is skipped when done, and the top-ups carry fixed
-references, so running it again changes nothing.
+``prepaid_meter_demo.set_site_options``, not through sub-entry flows: see that
+helper's docstring for why) and give every prepaid shop its opening top-up.
+Each step is skipped when done, and the top-ups carry fixed references, so
+running it again changes nothing.
 
 ``months`` (fast mode): watch the simulator's clock and, each time it passes
 the first of a month, share the common costs and issue every tenant's bill for
-the real time that simulated month took (see README, "Try it").
+the real time that simulated month took (see README, "Try it"). The site has
+``billing_day`` set, but scheduled bills follow Home Assistant's clock (00:30
+local after a real period ends), which fast mode cannot speed up: only the
+simulator's clock runs fast. So fast mode issues its monthly bills with
+``generate_bill``; the schedule issues the real months' bills.
 
 ``check``: log in with the printed user and password (the same login flow the
 web page uses), find the 24 shops' energy sensors and balances, see balances
@@ -167,11 +171,11 @@ async def create_site(api: Api, modbus_port: int) -> str:
     return str(result["result"]["entry_id"])
 
 
-async def set_mall_options(api: Api, entry_id: str, scan_interval: int) -> None:
+async def set_mall_options(api: Api, entry_id: str, scan_interval: int, fast: bool) -> None:
     """The rest of the mall (kinds of shop, commons, water, master, tariffs, sharing rules)."""
     await api.post(
         "/api/services/prepaid_meter_demo/set_site_options",
-        {"entry_id": entry_id, "options": mall.site_options(scan_interval)},
+        {"entry_id": entry_id, "options": mall.site_options(scan_interval, fast)},
     )
 
 
@@ -203,7 +207,7 @@ async def wait_for_site(api: Api, seconds: float) -> str:
     raise RuntimeError(f"the demo site is {state}; see .demo/home-assistant.log")
 
 
-async def provision(base: str, modbus_port: int, scan_interval: int) -> None:
+async def provision(base: str, modbus_port: int, scan_interval: int, fast: bool) -> None:
     """Onboard, create and configure the site, top up; safe to run again."""
     async with aiohttp.ClientSession() as session:
         api = Api(session, base)
@@ -218,7 +222,7 @@ async def provision(base: str, modbus_port: int, scan_interval: int) -> None:
                 await api.delete(f"/api/config/config_entries/entry/{entry['entry_id']}")
         await wait_for_site(api, 120)
         await opening_top_ups(api)
-        await set_mall_options(api, entry_id, scan_interval)
+        await set_mall_options(api, entry_id, scan_interval, fast)
         await wait_for_site(api, 120)
 
 
@@ -397,7 +401,10 @@ async def check(base: str, wait: float, modbus_port: int, state: Path, record: P
         energy = [
             s["entity_id"]
             for s in states
-            if s["entity_id"].startswith("sensor.shop_") and s["entity_id"].endswith("_energy")
+            # A shop's meter device is "Shop 07 ... meter": its counter is
+            # sensor.shop_07_meter_energy (the tenant's *remaining* energy is not a meter).
+            if s["entity_id"].startswith("sensor.shop_")
+            and s["entity_id"].endswith("_meter_energy")
         ]
         first = _balances(states)
         print(f"shops: {len(energy)} energy sensors, {len(first)} balances")
@@ -439,12 +446,13 @@ def main() -> int:
     parser.add_argument("--url", default="http://127.0.0.1:8123")
     parser.add_argument("--modbus-port", type=int, default=5020)
     parser.add_argument("--scan-interval", type=int, default=10)
+    parser.add_argument("--fast", action="store_true", help="provision for fast mode")
     parser.add_argument("--wait", type=float, default=30.0, help="seconds between two reads")
     parser.add_argument("--state", type=Path, default=Path(".demo/simulator.json"))
     parser.add_argument("--record", type=Path, default=Path(".demo/months.json"))
     args = parser.parse_args()
     if args.command == "provision":
-        asyncio.run(provision(args.url, args.modbus_port, args.scan_interval))
+        asyncio.run(provision(args.url, args.modbus_port, args.scan_interval, args.fast))
         return 0
     if args.command == "months":
         asyncio.run(months(args.url, args.state, args.record))

@@ -16,8 +16,8 @@ from custom_components.prepaid_meter.const import CONF_CURRENCY, CONF_DATABASE_U
 from custom_components.prepaid_meter.engine.sharing import sharing_rule_from_dict
 from custom_components.prepaid_meter.engine.tariffs import tariff_from_dict
 from custom_components.prepaid_meter.meters.profiles import parse_profile
+from devtools.dashboard import OUT
 from devtools.demo import building, mall
-from devtools.demo.dashboard import dashboard
 from devtools.simulator import MeterSimulator
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -35,8 +35,10 @@ def test_the_mall_has_what_the_demo_promises() -> None:
     options = mall.site_options(scan_interval=10)
     for tariff_id, data in options["tariffs"].items():
         assert tariff_from_dict(data).currency == "CNY", tariff_id
-    assert tariff_from_dict(options["tariff"]).name == "Commercial time of use"
-    assert {t["tariff"] for t in options["tenants"]} <= set(options["tariffs"])
+    assert tariff_from_dict(options["tariffs"][options["tariff"]]).name == "Commercial time of use"
+    # Every shop names its tariff by id (no legacy engine dict in ``tariff``).
+    assert isinstance(options["tariff"], str)
+    assert {t["tariff"] for t in options["tenants"]} == set(options["tariffs"])
     rules = [sharing_rule_from_dict(r) for r in options["sharing_rules"]]
     assert {r.method for r in rules} == {"area", "equal", "consumption"}
     assert {m for r in rules for m in r.meters} == {c.meter for c in mall.COMMONS}
@@ -53,6 +55,12 @@ def test_the_mall_has_what_the_demo_promises() -> None:
         "master",
     }
     assert mall.site_options(10) == options, "the same seed builds the same mall"
+    # Fast mode: no demand charge on sped-up meters, the same mall otherwise.
+    fast = mall.site_options(10, fast=True)
+    assert {t["tariff"] for t in fast["tenants"]} == {"tou", "tiered"}
+    assert {k: v for k, v in fast.items() if k != "tenants"} == {
+        k: v for k, v in options.items() if k != "tenants"
+    }
 
 
 def test_load_profiles_follow_the_kind_of_shop() -> None:
@@ -82,8 +90,8 @@ def test_master_meter_is_the_sum_plus_line_loss() -> None:
     assert used[mall.WATER.device_id] > 0
 
 
-def test_dashboard_names_every_shop() -> None:
-    text = str(dashboard())
+def test_shipped_dashboard_names_every_shop() -> None:
+    text = OUT.read_text(encoding="utf-8")
     for shop in mall.shops():
         assert f"sensor.shop_{shop.number:02d}_balance" in text
 
@@ -132,6 +140,8 @@ async def test_the_mall_site_runs_in_home_assistant(
                 return_response=True,
             )
     await hass.async_block_till_done()
+    # Every shop on supply after its opening top-up (standing charges are owed
+    # from the move-in, not from the start of the billing period).
     assert all(mall_simulator.meters[s.device_id].relay_closed for s in mall.shops())
 
     mall_simulator.advance(15 * 60)  # a quarter of an hour at lunch time

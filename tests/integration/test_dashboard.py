@@ -74,7 +74,7 @@ async def test_dashboard_entities_exist_and_the_summary_shows_every_tenant(
     rows = [line for line in table.splitlines() if line.startswith("| Shop")]
     assert len(rows) == 3
     for row, balance, level in zip(
-        rows, ("30", "70", "200"), ("🔴 red", "🟡 yellow", "🟢 green"), strict=True
+        rows, ("30.00", "70.00", "200.00"), ("🔴 red", "🟡 yellow", "🟢 green"), strict=True
     ):
         assert row.split(" | ")[1] == f"{balance} CNY"
         assert row.split(" | ")[2] == level

@@ -1,12 +1,26 @@
 """Demo helper: set a Prepaid Meter site's options in one call (demo only, never shipped).
 
-The demo mall has 29 meters, tariffs, postpaid accounts and sharing rules. The
-integration's UI for meters, tenants, tariffs and sharing rules is still being
-built (config sub-entries), and Home Assistant's REST API has no call that sets
-an entry's options outright. So the demo's provisioning creates the site with
-the integration's real config flow, then calls the admin action
-``prepaid_meter_demo.set_site_options`` with the mall's options (the same
-shapes a site's options hold) and the site reloads with them.
+The demo mall has 29 meters, 24 tenants, three tariffs and four sharing rules.
+A landlord enters them as config sub-entries (Add meter, Add tenant, Add
+tariff, Add sharing rule), and Home Assistant's REST API can drive those
+flows (``/api/config/config_entries/subentries/flow``). The demo does not,
+for three reasons:
+
+- the tariff form has one all-year season, so the mall's time-of-use tariff
+  (a summer season with a sharp peak from 12:00 to 14:00) cannot be entered
+  through it; the engine and the options hold it, the form does not;
+- every sub-entry added reloads the whole site (all meters reconnected and
+  read again): some 60 reloads on the first start, where the demo promises
+  a login within minutes;
+- the demo's ids (``t12``, ``m12``, used by its check, its automations and
+  the README's examples) come from the quick-start step; sub-entry ids are
+  made from names (``shop_12``).
+
+So the site is created with the integration's real config flow (site and
+quick start, as a landlord does), and this admin action
+``prepaid_meter_demo.set_site_options`` gives it the mall's options: the same
+shapes sub-entries are stored in (``subentries.site_options`` merges both),
+and the site reloads once with them.
 """
 
 from __future__ import annotations
