@@ -220,8 +220,10 @@ class Bill:
                 }
                 for ln in self.lines
             ],
-            "shared_pending": s.common_area is None,
-            "loss_pending": s.line_loss is None,
+            # "Not shared yet" only while no share of that kind is on the bill.
+            "shared_pending": s.common_area is None
+            and not any(f.section == "shared" for f in s.fees),
+            "loss_pending": s.line_loss is None and not any(f.section == "loss" for f in s.fees),
             "subtotal": _s(self.subtotal),
             "taxes": _s(self.taxes),
             "total": _s(self.total),
