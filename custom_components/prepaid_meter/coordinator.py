@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
 from typing import Any, Concatenate
@@ -67,7 +67,7 @@ from .const import (
 )
 from .costs import CostBook
 from .engine.alarms import UseLimits, limits_from_options
-from .engine.calendars import BillingPeriod
+from .engine.calendars import BillingPeriod, as_zone, local_midnight
 from .engine.money import ZERO
 from .engine.policy import (
     SupplyPolicy,
@@ -148,6 +148,9 @@ class TenantConfig:
     #: Uses first and pays against bills (option ``billing``): never cut off or
     #: warned for its balance, only cut off for an overdue bill (see ``receivables_runner``).
     postpaid: bool = False
+    #: Local midnight of the tenant's move-in day (sub-entry field ``move_in``):
+    #: when its account opens if the store does not know it yet.
+    moved_in: datetime | None = None
 
 
 def _decimal(value: Any, default: str = "0") -> Decimal:
@@ -294,7 +297,15 @@ def _tenant(spec: Mapping[str, Any], site_opts: Mapping[str, Any], tz: str) -> T
         cut_off_when_overdue=overdue,
         use_limits=limits_from_options(opts),
         postpaid=spec.get(CONF_BILLING_MODE) == "postpaid",
+        moved_in=_moved_in(spec.get("move_in"), tz),
     )
+
+
+def _moved_in(value: Any, tz: str) -> datetime | None:
+    """A ``move_in`` date (ISO) as the local midnight it begins; None without one."""
+    if value in (None, ""):
+        return None
+    return local_midnight(date.fromisoformat(str(value)[:10]), as_zone(tz))
 
 
 @dataclass
@@ -423,6 +434,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
             meters=[(m.id, m.name, m.device_id, m.profile) for m in self.site.meters],
             tenants=[(t.id, t.name, t.meters) for t in self.site.tenants],
             at=dt_util.utcnow(),
+            opened={t.id: t.moved_in for t in self.site.tenants if t.moved_in is not None},
         )
         cursors = await self.store.run(ledger.cursors, self.site_id)
         self._cursors = {meter: c.value for meter, c in cursors.items()}

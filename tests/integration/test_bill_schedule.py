@@ -102,3 +102,18 @@ async def test_a_new_site_bills_nobody_for_the_period_before_it(
     assert events == []
     balances = entry.runtime_data.coordinator.data.tenants
     assert all(state.balance == 0 for state in balances.values())
+
+
+async def test_tenants_with_a_move_in_day_are_billed_for_the_period_before(
+    hass: HomeAssistant, simulator: MeterSimulator, db_url: str
+) -> None:
+    """A tenant's ``move_in`` (tenant sub-entry) opens its account on that day."""
+    events: list[Event] = async_capture_events(hass, EVENT_BILL_ISSUED)
+    base = site_entry(simulator, db_url, cut_off=False, billing_day=1)
+    tenants = [dict(t) for t in base.options["tenants"]]
+    tenants[0]["move_in"] = (dt_util.now() - timedelta(days=40)).date().isoformat()
+    entry = site_entry(simulator, db_url, cut_off=False, billing_day=1, tenants=tenants)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert [e.data["tenant"] for e in events] == [tenants[0]["id"]]

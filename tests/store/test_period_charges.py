@@ -56,3 +56,25 @@ def test_readings_from_before_the_account_make_the_whole_period_owed(
         session.commit()
         assert tenancy_start(session, SITE, "t1") == early
         assert occupied(session, SITE, "t1", MARCH, ZONE) == MARCH
+
+
+def test_a_known_move_in_day_opens_the_account_then(sessions: sessionmaker[Session]) -> None:
+    moved_in = datetime(2026, 3, 1, 16, 0, tzinfo=UTC)  # March 2, local midnight
+    later = datetime(2026, 3, 30, 16, 0, tzinfo=UTC)
+    with sessions() as session:
+        ledger.sync_site(session, site=SITE, name="Mall", currency="CNY",
+                         meters=[("m1", "Shop 1", 1, "simulator")],
+                         tenants=[("t1", "Shop 1", ("m1",)), ("t2", "Shop 2", ())],
+                         at=OPENED, opened={"t1": moved_in, "t2": later})  # fmt: skip
+        # A move-in in the past opens the account then; one still to come, now.
+        assert tenancy_start(session, SITE, "t1") == moved_in
+        assert tenancy_start(session, SITE, "t2") == OPENED
+        part = occupied(session, SITE, "t1", MARCH, ZONE)
+        assert part is not None
+        assert part.start == moved_in
+        # Known accounts keep their opening: a move-in set later changes nothing.
+        ledger.sync_site(session, site=SITE, name="Mall", currency="CNY",
+                         meters=[("m1", "Shop 1", 1, "simulator")],
+                         tenants=[("t2", "Shop 2", ())], at=later,
+                         opened={"t2": MARCH.start})  # fmt: skip
+        assert tenancy_start(session, SITE, "t2") == OPENED

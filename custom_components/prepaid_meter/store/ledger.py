@@ -13,7 +13,7 @@ applied whole or not at all.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
@@ -338,12 +338,15 @@ def sync_site(
     meters: Iterable[tuple[str, str, int | None, str]],
     tenants: Iterable[tuple[str, str, Sequence[str]]],
     at: datetime,
+    opened: Mapping[str, datetime] | None = None,
 ) -> None:
     """Record the configured meters and tenant accounts; a new tenant moves in now.
 
     ``meters`` are (id, name, device id, profile); ``tenants`` are (id, name,
     meter ids). Existing rows keep their history: a closed account stays closed.
     A meter taken off a configured tenant's list ends its assignment now.
+    ``opened``: when new tenants moved in, where that is known (their move-in
+    day): their account and first assignments start then instead of now.
     """
     row = session.get(Site, site)
     if row is None:
@@ -373,8 +376,10 @@ def sync_site(
             assignment.end_at = at
     for tenant_id, tenant_name, meter_ids in tenants:
         tenant = session.get(Tenant, (site, tenant_id))
+        start = at
         if tenant is None:
-            tenant = Tenant(site=site, id=tenant_id, name=tenant_name, opened_at=at)
+            start = min(at, (opened or {}).get(tenant_id, at))
+            tenant = Tenant(site=site, id=tenant_id, name=tenant_name, opened_at=start)
             session.add(tenant)
         else:
             tenant.name = tenant_name
@@ -382,7 +387,7 @@ def sync_site(
             continue
         for meter_id in meter_ids:
             if (meter_id, tenant_id) not in open_assignments:
-                session.add(Assignment(site=site, meter=meter_id, tenant=tenant_id, start_at=at))
+                session.add(Assignment(site=site, meter=meter_id, tenant=tenant_id, start_at=start))
     session.commit()
 
 
