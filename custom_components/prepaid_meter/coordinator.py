@@ -423,6 +423,15 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         )
         self.alarms = AlarmMonitor(self)
         self.receivables = ReceivablesMonitor(self)
+        #: Counts the updates handed to the entities: what several entities derive
+        #: from the same data is computed once per update (see ``sensor.TenantValues``).
+        self.updates = 0
+
+    @callback
+    def async_update_listeners(self) -> None:
+        """Tell the entities of new data (a new update for values they share)."""
+        self.updates += 1
+        super().async_update_listeners()
 
     async def _async_setup(self) -> None:
         """Load where charging got to, the balances and the manual overrides."""

@@ -39,6 +39,7 @@ from .coordinator import (
 )
 from .costs import unit_price
 from .engine.costs import CostSums, remaining_energy
+from .engine.money import minor_unit, round_money
 from .engine.policy import SupplyState, threshold
 from .engine.warnings import WarningLevel, warning_level
 from .entity import MeterEntity, TenantEntity
@@ -297,11 +298,72 @@ async def async_setup_entry(
             for d in METER_SENSORS
             if d.register in names
         )
+    values = TenantValues(coordinator)
     for tenant in coordinator.site.tenants:
-        entities.extend(TenantSensor(coordinator, tenant, d) for d in TENANT_SENSORS)
-        if tenant.postpaid:
-            entities.extend(TenantSensor(coordinator, tenant, d) for d in POSTPAID_SENSORS)
+        entities.extend(TenantSensor(values, tenant, d) for d in _descriptions(tenant))
     async_add_entities(entities)
+
+
+def _descriptions(tenant: TenantConfig) -> tuple[TenantSensorDescription, ...]:
+    """The sensors of a tenant account (postpaid accounts have more)."""
+    return TENANT_SENSORS + POSTPAID_SENSORS if tenant.postpaid else TENANT_SENSORS
+
+
+def shown_money(amount: Decimal, currency: str) -> Decimal:
+    """A money value as a sensor shows it: rounded half-up to the currency's minor unit.
+
+    The ledger keeps full precision (a charge is price times energy, taxes
+    included); a state with twenty decimals helps nobody in the UI, the
+    history or the recorder, and would be written again for every change in
+    its last digit. The exact figures stay in the ledger, the tenant page's
+    ledger lines and the actions' responses.
+    """
+    shown = round_money(amount, currency)
+    return shown.copy_abs() if shown.is_zero() else shown  # no "-0.00"
+
+
+class TenantValues:
+    """What every tenant sensor shows, computed once per tenant and coordinator update.
+
+    An update reaches every sensor of every tenant (nine or more per account);
+    each one building the tenant's reading for itself (the clock, the cost
+    sums, the price in force, the warning level) cost more than writing the
+    states that changed. The first sensor of a tenant asked after an update
+    computes the values of all the tenant's sensors; the others look theirs up.
+    """
+
+    def __init__(self, coordinator: PrepaidCoordinator) -> None:
+        self.coordinator = coordinator
+        self._update = -1
+        self._shown: dict[str, dict[str, tuple[Any, ...]]] = {}
+
+    def shown(self, tenant: TenantConfig, key: str) -> tuple[Any, ...]:
+        """Availability, the value and, for totals, when the sum started, as of this update."""
+        coordinator = self.coordinator
+        if self._update != coordinator.updates:
+            self._update = coordinator.updates
+            self._shown.clear()
+        if (values := self._shown.get(tenant.id)) is None:
+            values = self._shown[tenant.id] = self._values(tenant)
+        return values[key]
+
+    def _values(self, tenant: TenantConfig) -> dict[str, tuple[Any, ...]]:
+        coordinator = self.coordinator
+        available = coordinator.last_update_success
+        currency = coordinator.site.currency
+        reading = TenantReading(
+            coordinator, tenant, coordinator.data.tenants[tenant.id], dt_util.utcnow()
+        )
+        values: dict[str, tuple[Any, ...]] = {}
+        for description in _descriptions(tenant):
+            value = description.value_fn(reading)
+            if description.monetary and isinstance(value, Decimal):
+                value = shown_money(value, currency)
+            if description.last_reset_fn is None:
+                values[description.key] = (available, value)
+            else:
+                values[description.key] = (available, value, description.last_reset_fn(reading))
+        return values
 
 
 def _for_meter(
@@ -345,24 +407,24 @@ class TenantSensor(TenantEntity, SensorEntity):
 
     def __init__(
         self,
-        coordinator: PrepaidCoordinator,
+        values: TenantValues,
         tenant: TenantConfig,
         description: TenantSensorDescription,
     ) -> None:
+        coordinator = values.coordinator
         super().__init__(coordinator, tenant, description.key)
         self.entity_description = description
+        self._values = values
         if description.monetary:
-            self._attr_native_unit_of_measurement = coordinator.site.currency
+            currency = coordinator.site.currency
+            self._attr_native_unit_of_measurement = currency
+            # Shown to the currency's minor unit (see ``shown_money``), no more, no less.
+            self._attr_suggested_display_precision = minor_unit(currency)
         self._show(self._shown_key())
 
     def _shown_key(self) -> Any:
         """Availability, the tenant's value and, for totals, when its sum started."""
-        reading = TenantReading(self.coordinator, self.tenant, self.tenant_state, dt_util.utcnow())
-        description = self.entity_description
-        value = description.value_fn(reading)
-        if description.last_reset_fn is None:
-            return (self.available, value)
-        return (self.available, value, description.last_reset_fn(reading))
+        return self._values.shown(self.tenant, self.entity_description.key)
 
     def _show(self, shown: Any) -> None:
         self._attr_native_value = shown[1]

@@ -1,6 +1,7 @@
 """Tenant and meter entities in a real Home Assistant, on the simulator and a real SQLite ledger.
 
-The cost sensors equal what the ledger charged (also after a correction made
+The money sensors show the ledger's exact figures rounded to the currency's
+minor unit: the costs what the ledger charged (also after a correction made
 through the ledger and after a restart, when they are read back from it);
 remaining energy is the balance at the current price; the warning level and
 the supply state follow the balance down to the cut-off; unchanged values are
@@ -20,7 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from custom_components.prepaid_meter.const import CONF_WARNING_LEVELS, DOMAIN
+from custom_components.prepaid_meter.engine.money import round_money
+from custom_components.prepaid_meter.sensor import shown_money
 from custom_components.prepaid_meter.store import ledger
+from custom_components.prepaid_meter.store.costs import scan_costs
 from custom_components.prepaid_meter.store.models import JournalEntry
 from devtools.simulator import MeterSimulator
 from tests.conftest import site_entry
@@ -67,6 +71,28 @@ async def poll(hass: HomeAssistant, entry: MockConfigEntry, sim: MeterSimulator,
     await hass.async_block_till_done()
 
 
+async def exact(entry: MockConfigEntry, tenant: str) -> tuple[Decimal, Decimal]:
+    """The tenant's balance and everything it was charged, exact, from the ledger."""
+    charged: list[Decimal] = []
+
+    def read(session: Session) -> Decimal:
+        scan_costs(
+            session,
+            entry.entry_id,
+            0,
+            lambda who, amount, _at: charged.append(amount) if who == tenant else None,
+        )
+        return ledger.balance(session, entry.entry_id, tenant)
+
+    balance = await entry.runtime_data.store.run(read)
+    return balance, sum(charged, Decimal(0))
+
+
+def cents(amount: Decimal) -> Decimal:
+    """What a money sensor shows: the exact figure rounded half-up to the fen."""
+    return round_money(amount, "CNY")
+
+
 async def test_costs_are_what_the_ledger_charged(
     hass: HomeAssistant, simulator: MeterSimulator, db_url: str
 ) -> None:
@@ -76,12 +102,16 @@ async def test_costs_are_what_the_ledger_charged(
     for _ in range(3):
         await poll(hass, entry, simulator, 1200)
 
-    # Only top-ups and charges so far: what left the wallet is the cost.
-    charged = Decimal(100) - value(hass, "sensor.shop_01_balance")
-    assert charged > 0
-    assert costs(hass, "shop_01") == (charged, charged, charged)
-    charged_2 = Decimal(30) - value(hass, "sensor.shop_02_balance")
-    assert costs(hass, "shop_02") == (charged_2, charged_2, charged_2)
+    # Only top-ups and charges so far: what left the wallet is the cost. The
+    # sensors show the ledger's exact figures rounded to the fen.
+    balance, charged = await exact(entry, "t1")
+    assert charged == Decimal(100) - balance > 0
+    assert value(hass, "sensor.shop_01_balance") == cents(balance)
+    assert costs(hass, "shop_01") == (cents(charged),) * 3
+    balance_2, charged_2 = await exact(entry, "t2")
+    assert charged_2 == Decimal(30) - balance_2
+    assert value(hass, "sensor.shop_02_balance") == cents(balance_2)
+    assert costs(hass, "shop_02") == (cents(charged_2),) * 3
 
     # A charge reversed through the ledger (a correction) lowers the costs;
     # the poll charges since start-up are not counted twice.
@@ -100,15 +130,16 @@ async def test_costs_are_what_the_ledger_charged(
         ledger.reverse_entry, site, charge_id, at=dt_util.utcnow(), reason="meter test", actor=None
     )
     await hass.async_block_till_done()
-    after = Decimal(100) - value(hass, "sensor.shop_01_balance")
+    _balance, after = await exact(entry, "t1")
     assert after < charged
-    assert costs(hass, "shop_01") == (after, after, after)
+    assert costs(hass, "shop_01") == (cents(after),) * 3
 
     await poll(hass, entry, simulator, 1200)
-    now = Decimal(100) - value(hass, "sensor.shop_01_balance")
+    balance, now = await exact(entry, "t1")
     assert now > after
-    assert costs(hass, "shop_01") == (now, now, now)
-    assert costs(hass, "shop_02") == (Decimal(30) - value(hass, "sensor.shop_02_balance"),) * 3
+    assert value(hass, "sensor.shop_01_balance") == cents(balance)
+    assert costs(hass, "shop_01") == (cents(now),) * 3
+    assert costs(hass, "shop_02") == (cents((await exact(entry, "t2"))[1]),) * 3
 
     # After a restart the sums are read back from the ledger: the same figures.
     before = costs(hass, "shop_01"), costs(hass, "shop_02")
@@ -126,6 +157,24 @@ async def test_costs_are_what_the_ledger_charged(
     assert dt_util.parse_datetime(today.attributes["last_reset"]) == dt_util.start_of_local_day()
 
 
+@pytest.mark.parametrize(
+    ("exact_amount", "currency", "shown"),
+    [
+        (Decimal("12.345000000000000001"), "CNY", "12.35"),
+        (Decimal("12.344999999999999999"), "CNY", "12.34"),
+        (Decimal("0.015"), "CNY", "0.02"),  # half-up, as bills round
+        (Decimal("-0.015"), "CNY", "-0.02"),
+        (Decimal("-0.004"), "CNY", "0.00"),  # not "-0.00"
+        (Decimal("1234.5"), "JPY", "1235"),
+        (Decimal("1.2345"), "KWD", "1.235"),
+    ],
+)
+def test_money_is_shown_to_the_minor_unit(
+    exact_amount: Decimal, currency: str, shown: str
+) -> None:
+    assert str(shown_money(exact_amount, currency)) == shown
+
+
 async def test_remaining_energy_warning_level_and_supply_follow_the_balance(
     hass: HomeAssistant, simulator: MeterSimulator, db_url: str
 ) -> None:
@@ -137,7 +186,8 @@ async def test_remaining_energy_warning_level_and_supply_follow_the_balance(
     seen: list[str] = []
     for _ in range(200):
         await poll(hass, entry, simulator, 3600)
-        balance = value(hass, "sensor.shop_01_balance")
+        balance, _charged = await exact(entry, "t1")
+        assert value(hass, "sensor.shop_01_balance") == cents(balance)
         level = hass.states.get("sensor.shop_01_warning_level").state
         if not seen or seen[-1] != level:
             seen.append(level)
