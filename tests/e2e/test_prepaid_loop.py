@@ -1,8 +1,8 @@
 """The whole prepaid loop in a real Home Assistant against the real simulator.
 
 consume -> balance falls -> cut-off (relay open on the simulator) -> top-up ->
-reconnect (relay closed on the simulator); the ledger sums to zero and the
-balance equals top-ups minus charges to the cent.
+reconnect (relay closed on the simulator); the ledger sums to zero, the
+balance equals top-ups minus charges exactly, and its sensor shows it to the fen.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from homeassistant.core import Event, HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.prepaid_meter.const import DOMAIN, EVENT_CUT_OFF, EVENT_RECONNECTED
+from custom_components.prepaid_meter.engine.money import round_money
 from custom_components.prepaid_meter.store import ledger
 from devtools.simulator import MeterSimulator
 
@@ -63,8 +64,9 @@ async def test_consume_cut_off_top_up_reconnect(
     await coordinator.async_refresh()
     used = kwh(simulator, 1) - start
     assert used > Decimal("0.5")
+    # The sensor shows the ledger's exact balance rounded to the fen.
     balance = Decimal(hass.states.get("sensor.shop_01_balance").state)
-    assert balance == Decimal("10.00") - used * PRICE
+    assert balance == round_money(Decimal("10.00") - used * PRICE, "CNY")
     assert Decimal(hass.states.get("sensor.shop_01_meter_energy").state) == kwh(simulator, 1)
 
     # Run the credit down: the poll that takes the balance to zero cuts off.
@@ -87,7 +89,7 @@ async def test_consume_cut_off_top_up_reconnect(
     assert kwh(simulator, 1) == stopped_at
 
     # Top up: reconnected within the action call; the same reference twice credits once.
-    debt = Decimal(hass.states.get("sensor.shop_01_balance").state)
+    debt = await store.run(ledger.balance, init_integration.entry_id, "t1")
     response = await top_up(hass, "t1", "20.00", "pay-2")
     assert meter.relay_closed
     await hass.async_block_till_done()
@@ -103,7 +105,8 @@ async def test_consume_cut_off_top_up_reconnect(
     site = init_integration.entry_id
     assert await store.run(ledger.journal_sum, site) == 0
     assert await store.run(ledger.balance, site, "t1") == Decimal("30.00") - charged
-    assert Decimal(hass.states.get("sensor.shop_01_balance").state) == Decimal("30.00") - charged
+    shown = Decimal(hass.states.get("sensor.shop_01_balance").state)
+    assert shown == round_money(Decimal("30.00") - charged, "CNY")
 
 
 async def test_cut_off_stays_off_until_enabled(

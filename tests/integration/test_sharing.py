@@ -27,6 +27,7 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.prepaid_meter.config_flow import building
 from custom_components.prepaid_meter.const import CONF_METERS, CONF_TENANTS, DOMAIN, EVENT_ALARM
+from custom_components.prepaid_meter.engine.money import round_money
 from custom_components.prepaid_meter.store import ledger
 from custom_components.prepaid_meter.store.sharing import share_entries
 from devtools.simulator import MeterSimulator
@@ -164,7 +165,10 @@ async def test_a_day_of_common_cost_and_loss_is_shared_once_to_the_cent(
     balances = await entry.runtime_data.store.run(ledger.wallet_balances, entry.entry_id)
     for tenant in ("t1", "t2", "t3"):
         assert balances[tenant] == balances_before[tenant] - common[tenant] - loss[tenant]
-    assert hass.states.get("sensor.shop_03_balance").state == str(balances["t3"])
+    # The sensor shows the exact balance to the fen.
+    assert hass.states.get("sensor.shop_03_balance").state == str(
+        round_money(balances["t3"], "CNY")
+    )
     assert await entry.runtime_data.store.run(ledger.journal_sum, entry.entry_id) == 0
     assert not [e for e in alarms if e.data["kind"] == "evasion"]
 
