@@ -39,7 +39,7 @@ from .coordinator import (
 )
 from .costs import unit_price
 from .engine.costs import CostSums, remaining_energy
-from .engine.money import minor_unit, round_money
+from .engine.money import DEFAULT_ROUNDING, minor_unit, quantum
 from .engine.policy import SupplyState, threshold
 from .engine.warnings import WarningLevel, warning_level
 from .entity import MeterEntity, TenantEntity
@@ -318,7 +318,11 @@ def shown_money(amount: Decimal, currency: str) -> Decimal:
     its last digit. The exact figures stay in the ledger, the tenant page's
     ledger lines and the actions' responses.
     """
-    shown = round_money(amount, currency)
+    return _to_minor_unit(amount, quantum(currency))
+
+
+def _to_minor_unit(amount: Decimal, minor: Decimal) -> Decimal:
+    shown = amount.quantize(minor, rounding=DEFAULT_ROUNDING)
     return shown.copy_abs() if shown.is_zero() else shown  # no "-0.00"
 
 
@@ -334,6 +338,7 @@ class TenantValues:
 
     def __init__(self, coordinator: PrepaidCoordinator) -> None:
         self.coordinator = coordinator
+        self._minor = quantum(coordinator.site.currency)
         self._update = -1
         self._shown: dict[str, dict[str, tuple[Any, ...]]] = {}
 
@@ -350,7 +355,6 @@ class TenantValues:
     def _values(self, tenant: TenantConfig) -> dict[str, tuple[Any, ...]]:
         coordinator = self.coordinator
         available = coordinator.last_update_success
-        currency = coordinator.site.currency
         reading = TenantReading(
             coordinator, tenant, coordinator.data.tenants[tenant.id], dt_util.utcnow()
         )
@@ -358,7 +362,7 @@ class TenantValues:
         for description in _descriptions(tenant):
             value = description.value_fn(reading)
             if description.monetary and isinstance(value, Decimal):
-                value = shown_money(value, currency)
+                value = _to_minor_unit(value, self._minor)
             if description.last_reset_fn is None:
                 values[description.key] = (available, value)
             else:
