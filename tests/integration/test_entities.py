@@ -169,9 +169,7 @@ async def test_costs_are_what_the_ledger_charged(
         (Decimal("1.2345"), "KWD", "1.235"),
     ],
 )
-def test_money_is_shown_to_the_minor_unit(
-    exact_amount: Decimal, currency: str, shown: str
-) -> None:
+def test_money_is_shown_to_the_minor_unit(exact_amount: Decimal, currency: str, shown: str) -> None:
     assert str(shown_money(exact_amount, currency)) == shown
 
 
