@@ -1,5 +1,6 @@
 """What a poll costs beyond the reads: entities are written only when what they show
-changed, and the days-left forecast does not query the store on every poll."""
+changed (money to the cent shown), and the days-left forecast does not query the
+store on every poll."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.prepaid_meter.const import DOMAIN
 from custom_components.prepaid_meter.coordinator import FORECAST_REFRESH
 from devtools.simulator import MeterSimulator
+from tests.conftest import site_entry
 
 
 async def test_unchanged_entities_are_not_rewritten(
@@ -85,3 +87,45 @@ async def test_forecast_reads_costs_at_most_every_refresh_period(
     await coordinator.async_refresh()
     assert calls.count("recent_costs") == 1
     assert all(isinstance(s.balance, Decimal) for s in coordinator.data.tenants.values())
+
+
+async def test_money_is_written_when_the_cent_shown_changes(
+    hass: HomeAssistant, simulator: MeterSimulator, db_url: str
+) -> None:
+    # At 0.30 per kWh a counter step of 0.01 kWh costs 0.003: the balance and
+    # the costs move in the third decimal, which their sensors do not show.
+    entry = site_entry(simulator, db_url, price="0.30")
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator = entry.runtime_data.coordinator
+    await hass.services.async_call(
+        DOMAIN,
+        "top_up",
+        {"tenant": "t1", "amount": "50", "method": "cash", "reference": "m1"},
+        blocking=True,
+    )
+    for meter in simulator.meters.values():
+        meter.base_power_w = 0.0
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    money = [f"sensor.shop_01_{key}" for key in ("balance", "cost_today", "total_cost")]
+    before = {e: hass.states.get(e) for e in money}
+    assert [s.state for s in before.values()] == ["50.00", "0.00", "0.00"]
+
+    async def step() -> None:
+        """One counter step on meter 1, polled."""
+        simulator.meters[1].energy_centi_kwh += 1
+        await coordinator.async_refresh()
+        await hass.async_block_till_done()
+
+    await step()
+    # Charged exactly 0.003: the ledger has it, the sensors show the same cent
+    # as before and were not written (not even reported).
+    assert coordinator.data.tenants["t1"].balance == Decimal("49.997")
+    for entity_id, state in before.items():
+        assert hass.states.get(entity_id).last_reported == state.last_reported, entity_id
+    await step()
+    # 49.994 and 0.006: the cent shown changed, the states are written.
+    assert coordinator.data.tenants["t1"].balance == Decimal("49.994")
+    assert [hass.states.get(e).state for e in money] == ["49.99", "0.01", "0.01"]
