@@ -683,27 +683,30 @@ def issue_bills(
     stored: dict[tuple[str, datetime], int] = {}  # a bill of this call, by its index in `new`
     new: list[tuple[BillRow, dict[str, Any], bytes | None]] = []
     plan: list[IssuedBill | tuple[int, bool]] = []  # an earlier bill, or (index, duplicate)
-    for tenant, period in zip(tenants, periods, strict=True):
-        key = (tenant.id, period.start)
-        if key in stored:  # the same tenant and period twice in one call
-            plan.append((stored[key], True))
-            continue
-        existing = latest.get(key)
-        if existing is not None:
-            plan.append(_answer(existing, full=documents, duplicate=True))
-            continue
-        if tenant.tariff not in tariffs:
-            tariffs[tenant.tariff] = tariff or site_tariff(session, spec, tenant.tariff)
-        bill = gather(session, spec, tenant, period, tariffs[tenant.tariff],
-                      number=bill_number(seq), revision=1, issued_at=issued_at,
-                      settle=True)  # fmt: skip
-        document = bill.to_dict()
-        row = _bill_row(spec, bill, document, seq)
-        session.add(row)
-        stored[key] = len(new)
-        new.append((row, document, None if render is None else render(document).encode()))
-        plan.append((stored[key], False))
-        seq += 1
+    # The bills wait in the session and go in together at the end: a query in
+    # `gather` must not flush the one before on its own (one INSERT each).
+    with session.no_autoflush:
+        for tenant, period in zip(tenants, periods, strict=True):
+            key = (tenant.id, period.start)
+            if key in stored:  # the same tenant and period twice in one call
+                plan.append((stored[key], True))
+                continue
+            existing = latest.get(key)
+            if existing is not None:
+                plan.append(_answer(existing, full=documents, duplicate=True))
+                continue
+            if tenant.tariff not in tariffs:
+                tariffs[tenant.tariff] = tariff or site_tariff(session, spec, tenant.tariff)
+            bill = gather(session, spec, tenant, period, tariffs[tenant.tariff],
+                          number=bill_number(seq), revision=1, issued_at=issued_at,
+                          settle=True)  # fmt: skip
+            document = bill.to_dict()
+            row = _bill_row(spec, bill, document, seq)
+            session.add(row)
+            stored[key] = len(new)
+            new.append((row, document, None if render is None else render(document).encode()))
+            plan.append((stored[key], False))
+            seq += 1
     session.flush()  # the chunk's bills in one INSERT; their ids come back
     for row, _document, html in new:
         if html is not None:
