@@ -39,7 +39,7 @@ def charge_month(session: Session, *, texts: str = "plain") -> D:
     ``texts``: ``plain`` stores every reading with 2 decimals; ``mixed`` stores
     some normalised (``100.1``, ``1E+2``), as an entity meter's states can be;
     ``places`` the same without exponents (``100.1`` beside ``100.25``);
-    ``long`` every one with 17 decimals (too long to scale to 64-bit integers).
+    ``long`` every one with 17 decimals.
     Returns what was deducted in May's (start, end].
     """
     ledger.sync_site(session, site=SITE, name="Test mall", currency="CNY",
@@ -98,7 +98,7 @@ def test_prepaid_bill_equals_deductions_and_is_issued_once(
         assert pdf == b"000001"
         assert bills.bill_file(session, issued.id, "pdf:en", lambda d: b"other") == b"000001"
         if session.get_bind().dialect.name == "sqlite":
-            # The month's use came as integers where SQLite could scale the texts exactly.
+            # The month's use came as integers where every text has the same decimals.
             _reading, series = bills._meter_usage(session, SITE, "m1", "Meter 1", MAY)
             assert isinstance(series, UsageSeries)
             stored = session.execute(
@@ -106,8 +106,10 @@ def test_prepaid_bill_equals_deductions_and_is_issued_once(
                 {"a": MAY.start.strftime("%Y-%m-%d %H:%M:%S.%f"),
                  "b": MAY.end.strftime("%Y-%m-%d %H:%M:%S.%f")},
             ).scalars().all()  # fmt: skip
-            exponent = any("E" in v for v in stored) or texts == "long"
-            assert series.exponent == (None if exponent else -2), texts
+            places = {None if "E" in v else len(v.partition(".")[2]) for v in stored}
+            expected = -places.pop() if len(places) == 1 and None not in places else None
+            assert series.exponent == expected, texts
+            assert expected == {"plain": -2, "long": -17}.get(texts), texts
 
 
 def test_recalculation_after_a_price_correction(sessions: sessionmaker[Session]) -> None:
