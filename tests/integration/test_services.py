@@ -182,6 +182,7 @@ async def test_readings_by_hand_and_by_import(
         (f"m9,{t[0]},1", "reading_unknown_meter"),
         ("m2,1999-12-31T00:00:00+00:00,1", "reading_bad_time"),
         (f"m2,{t[0]},lots", "reading_bad_row"),
+        ("m1,\r,0", "reading_bad_row"),  # the csv module's own error, found by fuzzing
         (f"m2,{(now + timedelta(days=1)).isoformat()},1", "reading_bad_time"),
     ):
         assert (await refused(hass, "import_readings", csv=text)).translation_key == key

@@ -64,7 +64,7 @@ def test_readings_and_wallet_of_a_bill_are_read_from_the_indexes_alone(any_db_ur
                     "EXPLAIN QUERY PLAN " + bills._READINGS_SQLITE, (SITE, "m1", at, at)
                 ).all(),
                 "wallet": c.exec_driver_sql(
-                    "EXPLAIN QUERY PLAN " + wallet, (at, at, SITE, wallet_code("t1"), at)
+                    "EXPLAIN QUERY PLAN " + wallet, (at, SITE, wallet_code("t1"), at)
                 ).all(),
             }
         details = {name: " | ".join(row[-1] for row in rows) for name, rows in plans.items()}

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from custom_components.prepaid_meter.engine.billing import content_hash
 from custom_components.prepaid_meter.engine.calendars import billing_period
+from custom_components.prepaid_meter.engine.rating import UsageSeries
 from custom_components.prepaid_meter.store import bills, ledger, sharing
 from custom_components.prepaid_meter.store.ledger import LedgerError, MeterCharge
 from custom_components.prepaid_meter.store.models import Bill, JournalEntry
@@ -36,7 +37,9 @@ def charge_month(session: Session, *, texts: str = "plain") -> D:
     """Polls every 30 minutes from a day before May to a day after, charged at PRICE.
 
     ``texts``: ``plain`` stores every reading with 2 decimals; ``mixed`` stores
-    some normalised (``100.1``, ``1E+2``), as an entity meter's states can be.
+    some normalised (``100.1``, ``1E+2``), as an entity meter's states can be;
+    ``places`` the same without exponents (``100.1`` beside ``100.25``);
+    ``long`` every one with 17 decimals.
     Returns what was deducted in May's (start, end].
     """
     ledger.sync_site(session, site=SITE, name="Test mall", currency="CNY",
@@ -49,7 +52,13 @@ def charge_month(session: Session, *, texts: str = "plain") -> D:
     step = 0
     while at <= MAY.end + timedelta(days=1):
         amount = D(0) if previous is None else (value - previous) * PRICE
-        stored = value.normalize() if texts == "mixed" and step % 3 == 0 else value
+        stored = value
+        if texts in ("mixed", "places") and step % 3 == 0:
+            stored = value.normalize()
+            if texts == "places" and "E" in str(stored):
+                stored = value
+        elif texts == "long":
+            stored = value.quantize(D("1E-17"))
         charges.append(
             MeterCharge(meter="m1", tenant="t1", value=stored, taken_at=at, amount=amount)
         )
@@ -62,7 +71,7 @@ def charge_month(session: Session, *, texts: str = "plain") -> D:
     return in_may
 
 
-@pytest.mark.parametrize("texts", ["plain", "mixed"])
+@pytest.mark.parametrize("texts", ["plain", "mixed", "places", "long"])
 def test_prepaid_bill_equals_deductions_and_is_issued_once(
     sessions: sessionmaker[Session], texts: str
 ) -> None:
@@ -88,6 +97,19 @@ def test_prepaid_bill_equals_deductions_and_is_issued_once(
         pdf = bills.bill_file(session, issued.id, "pdf:en", lambda d: d["number"].encode())
         assert pdf == b"000001"
         assert bills.bill_file(session, issued.id, "pdf:en", lambda d: b"other") == b"000001"
+        if session.get_bind().dialect.name == "sqlite":
+            # The month's use came as integers where every text has the same decimals.
+            _reading, series = bills._meter_usage(session, SITE, "m1", "Meter 1", MAY)
+            assert isinstance(series, UsageSeries)
+            stored = session.execute(
+                text("SELECT value FROM pm_reading WHERE taken_at >= :a AND taken_at <= :b"),
+                {"a": MAY.start.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                 "b": MAY.end.strftime("%Y-%m-%d %H:%M:%S.%f")},
+            ).scalars().all()  # fmt: skip
+            places = {None if "E" in v else len(v.partition(".")[2]) for v in stored}
+            expected = -places.pop() if len(places) == 1 and None not in places else None
+            assert series.exponent == expected, texts
+            assert expected == {"plain": -2, "long": -17}.get(texts), texts
 
 
 def test_recalculation_after_a_price_correction(sessions: sessionmaker[Session]) -> None:

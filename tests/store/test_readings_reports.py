@@ -98,3 +98,17 @@ def test_reconciliation_adds_up(sessions: sessionmaker[Session]) -> None:
         assert report.tenants["t2"].closing == 0
         assert "check,wallets_match_flows,,ok" in report.to_csv()
         assert_sound(s)
+
+
+@pytest.mark.parametrize(
+    ("text", "row"),
+    [
+        ("m1,\r,0", "1"),  # a stray carriage return splits the row (found by fuzzing)
+        ("m1,2026-03-01 00:00,1\nm1," + "9" * 200_000 + ",1", "2"),  # over the csv field limit
+    ],
+)
+def test_a_malformed_file_is_refused_with_its_row(text: str, row: str) -> None:
+    with pytest.raises(LedgerError) as err:
+        readings.parse_csv(text, SHANGHAI)
+    assert err.value.key == "reading_bad_row"
+    assert err.value.placeholders == {"row": row}

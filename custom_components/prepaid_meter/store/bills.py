@@ -161,17 +161,22 @@ _READINGS_SQLITE = (
     " AND taken_at > ? AND taken_at <= ? ORDER BY taken_at)"
 )
 # Wallet movements by kind, before or after the start: exact sums in SQL on
-# PostgreSQL (NUMERIC), the exact texts joined on SQLite and summed here. In
-# the same pass, each share posted in the period is a row of its own, with its
-# reference and memo (how it was found, written by the sharing run).
+# PostgreSQL (NUMERIC), the exact texts joined on SQLite and summed here.
 _WALLET = (
-    "SELECT e.kind, CASE WHEN e.created_at <= ? THEN 1 ELSE 0 END, {agg},"
-    " CASE WHEN e.kind IN ('shared', 'loss') AND e.created_at > ? THEN e.id END,"
-    " max(e.reference), max(e.memo)"
+    "SELECT e.kind, CASE WHEN e.created_at <= ? THEN 1 ELSE 0 END, {agg}"
     " FROM pm_posting p JOIN pm_entry e ON e.id = p.entry_id"
-    " JOIN pm_account a ON a.id = p.account_id"
-    " WHERE a.site = ? AND a.code = ? AND e.created_at <= ?"
-    " GROUP BY 1, 2, 4 ORDER BY 4"
+    " WHERE p.account_id = (SELECT id FROM pm_account WHERE site = ? AND code = ?)"
+    " AND e.created_at <= ? GROUP BY 1, 2"
+)
+# Each share posted in the period, with its reference and memo (how it was
+# found, written by the sharing run). A query of its own: carrying them in the
+# sums' pass costs more than a second pass over the wallet's postings.
+_WALLET_SHARES = (
+    "SELECT e.id, e.kind, p.amount, e.reference, e.memo"
+    " FROM pm_posting p JOIN pm_entry e ON e.id = p.entry_id"
+    " WHERE p.account_id = (SELECT id FROM pm_account WHERE site = ? AND code = ?)"
+    " AND e.kind IN ('shared', 'loss') AND e.created_at > ? AND e.created_at <= ?"
+    " ORDER BY e.id"
 )
 #: Wallet movements that pay for supply: energy charges and the shares of
 #: common-area cost and line loss posted by the sharing run. A prepaid bill's
@@ -265,11 +270,12 @@ def wallet_movements(
     """
     sqlite = session.get_bind().dialect.name == "sqlite"
     sql = _WALLET.format(agg="group_concat(p.amount, '|')" if sqlite else "SUM(p.amount)")
-    rows = _raw(session, sql, start, start, site, wallet_code(tenant), end)
+    code = wallet_code(tenant)
+    rows = _raw(session, sql, start, site, code, end)
     opening = top_ups = deducted = refunds = adjustments = ZERO
     pools: dict[tuple[str, str], list[Any]] = {}
     with localcontext(prec=EXACT_PRECISION):
-        for kind, before, value, share, reference, memo in rows:
+        for kind, before, value in rows:
             if isinstance(value, str):
                 amount = sum(map(Decimal, value.split("|")), ZERO)
             else:
@@ -284,16 +290,19 @@ def wallet_movements(
                 refunds -= amount
             else:
                 adjustments += amount
-            if share is not None:
-                parts = str(reference or "").split(":")
-                rule = parts[1] if len(parts) >= 4 and parts[0] == "share" else ""
-                pool = pools.setdefault((kind, rule), [ZERO, 0, memo])
-                pool[0] -= amount
-                pool[1] += 1
+        for entry, kind, value, reference, memo in _raw(
+            session, _WALLET_SHARES, site, code, start, end
+        ):
+            parts = str(reference or "").split(":")
+            rule = parts[1] if len(parts) >= 4 and parts[0] == "share" else ""
+            pool = pools.setdefault((kind, rule), [ZERO, set(), memo])
+            pool[0] -= Decimal(value)
+            pool[1].add(entry)
         closing = opening + top_ups - deducted - refunds + adjustments
     fees: list[Fee] = []
-    for (kind, rule), (amount_owed, count, memo) in pools.items():
+    for (kind, rule), (amount_owed, entries, memo) in pools.items():
         name = ("common area" if kind == "shared" else "line loss") + (f" '{rule}'" if rule else "")
+        count = len(entries)
         label = memo if count == 1 and memo else f"{name}: {count} shares"
         fees.append(Fee(name=label, amount=amount_owed, section=kind))
     movements = WalletMovements(
@@ -683,27 +692,30 @@ def issue_bills(
     stored: dict[tuple[str, datetime], int] = {}  # a bill of this call, by its index in `new`
     new: list[tuple[BillRow, dict[str, Any], bytes | None]] = []
     plan: list[IssuedBill | tuple[int, bool]] = []  # an earlier bill, or (index, duplicate)
-    for tenant, period in zip(tenants, periods, strict=True):
-        key = (tenant.id, period.start)
-        if key in stored:  # the same tenant and period twice in one call
-            plan.append((stored[key], True))
-            continue
-        existing = latest.get(key)
-        if existing is not None:
-            plan.append(_answer(existing, full=documents, duplicate=True))
-            continue
-        if tenant.tariff not in tariffs:
-            tariffs[tenant.tariff] = tariff or site_tariff(session, spec, tenant.tariff)
-        bill = gather(session, spec, tenant, period, tariffs[tenant.tariff],
-                      number=bill_number(seq), revision=1, issued_at=issued_at,
-                      settle=True)  # fmt: skip
-        document = bill.to_dict()
-        row = _bill_row(spec, bill, document, seq)
-        session.add(row)
-        stored[key] = len(new)
-        new.append((row, document, None if render is None else render(document).encode()))
-        plan.append((stored[key], False))
-        seq += 1
+    # The bills wait in the session and go in together at the end: a query in
+    # `gather` must not flush the one before on its own (one INSERT each).
+    with session.no_autoflush:
+        for tenant, period in zip(tenants, periods, strict=True):
+            key = (tenant.id, period.start)
+            if key in stored:  # the same tenant and period twice in one call
+                plan.append((stored[key], True))
+                continue
+            existing = latest.get(key)
+            if existing is not None:
+                plan.append(_answer(existing, full=documents, duplicate=True))
+                continue
+            if tenant.tariff not in tariffs:
+                tariffs[tenant.tariff] = tariff or site_tariff(session, spec, tenant.tariff)
+            bill = gather(session, spec, tenant, period, tariffs[tenant.tariff],
+                          number=bill_number(seq), revision=1, issued_at=issued_at,
+                          settle=True)  # fmt: skip
+            document = bill.to_dict()
+            row = _bill_row(spec, bill, document, seq)
+            session.add(row)
+            stored[key] = len(new)
+            new.append((row, document, None if render is None else render(document).encode()))
+            plan.append((stored[key], False))
+            seq += 1
     session.flush()  # the chunk's bills in one INSERT; their ids come back
     for row, _document, html in new:
         if html is not None:

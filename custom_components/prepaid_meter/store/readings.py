@@ -60,21 +60,27 @@ def parse_time(text: str, tz: tzinfo) -> datetime:
 def parse_csv(text: str, tz: tzinfo) -> list[ReadingIn]:
     """Rows of ``meter,time,value`` (a header row naming the columns is allowed)."""
     rows: list[ReadingIn] = []
-    for number, fields in enumerate(csv.reader(io.StringIO(text.strip())), start=1):
-        if not fields or all(not f.strip() for f in fields):
-            continue
-        if number == 1 and [f.strip().lower() for f in fields] == ["meter", "time", "value"]:
-            continue
-        if len(fields) != 3:
-            raise LedgerError("reading_bad_row", row=str(number))
-        try:
-            taken_at = parse_time(fields[1], tz)
-            value = Decimal(fields[2].strip())
-        except (ValueError, InvalidOperation) as err:
-            raise LedgerError("reading_bad_row", row=str(number)) from err
-        rows.append(ReadingIn(row=number, meter=fields[0].strip(), taken_at=taken_at, value=value))
-        if len(rows) > MAX_ROWS:
-            raise LedgerError("reading_too_many", limit=str(MAX_ROWS))
+    reader = csv.reader(io.StringIO(text.strip(), newline=""))
+    try:
+        for number, fields in enumerate(reader, start=1):
+            if not fields or all(not f.strip() for f in fields):
+                continue
+            if number == 1 and [f.strip().lower() for f in fields] == ["meter", "time", "value"]:
+                continue
+            if len(fields) != 3:
+                raise LedgerError("reading_bad_row", row=str(number))
+            try:
+                taken_at = parse_time(fields[1], tz)
+                value = Decimal(fields[2].strip())
+            except (ValueError, InvalidOperation) as err:
+                raise LedgerError("reading_bad_row", row=str(number)) from err
+            rows.append(
+                ReadingIn(row=number, meter=fields[0].strip(), taken_at=taken_at, value=value)
+            )
+            if len(rows) > MAX_ROWS:
+                raise LedgerError("reading_too_many", limit=str(MAX_ROWS))
+    except csv.Error as err:  # a stray line break inside a field, say
+        raise LedgerError("reading_bad_row", row=str(reader.line_num)) from err
     return rows
 
 
