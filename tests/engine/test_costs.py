@@ -99,7 +99,8 @@ def test_the_sums_equal_the_charges_summed_by_window(charges: list[tuple[int, De
 
 
 def test_remaining_energy_is_the_balance_over_the_price_rounded_down() -> None:
-    assert remaining_energy(Decimal("10"), Decimal("1.50")) == Decimal("6.666")
+    assert remaining_energy(Decimal("10"), Decimal("1.50")) == Decimal("6.6")  # 6.666...
+    assert remaining_energy(Decimal("0.14"), Decimal("1.50")) == 0  # 0.093 kWh
     assert remaining_energy(Decimal("-3"), Decimal("1.50")) == 0
     assert remaining_energy(Decimal("10"), None) is None
     assert remaining_energy(Decimal("10"), Decimal(0)) is None

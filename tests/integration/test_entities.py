@@ -179,7 +179,8 @@ async def test_remaining_energy_warning_level_and_supply_follow_the_balance(
     entry = await setup(hass, site_entry(simulator, db_url, **{CONF_WARNING_LEVELS: "100, 50"}))
     await top_up(hass, "t1", "101", "w-1")
     assert hass.states.get("sensor.shop_01_warning_level").state == "none"
-    assert value(hass, "sensor.shop_01_remaining_energy") == Decimal("67.333")  # 101 / 1.50
+    # 101 / 1.50 = 67.33 kWh, shown to the tenth rounded down.
+    assert value(hass, "sensor.shop_01_remaining_energy") == Decimal("67.3")
 
     seen: list[str] = []
     for _ in range(200):
@@ -191,7 +192,7 @@ async def test_remaining_energy_warning_level_and_supply_follow_the_balance(
             seen.append(level)
         expected = max(balance, Decimal(0)) / Decimal("1.50")
         assert value(hass, "sensor.shop_01_remaining_energy") == expected.quantize(
-            Decimal("0.001"), rounding="ROUND_DOWN"
+            Decimal("0.1"), rounding="ROUND_DOWN"
         )
         if balance <= 0:
             break

@@ -110,8 +110,9 @@ async def test_money_is_written_when_the_cent_shown_changes(
     await coordinator.async_refresh()
     await hass.async_block_till_done()
     money = [f"sensor.shop_01_{key}" for key in ("balance", "cost_today", "total_cost")]
-    before = {e: hass.states.get(e) for e in money}
-    assert [s.state for s in before.values()] == ["50.00", "0.00", "0.00"]
+    # Remaining energy, 166.66 kWh at 0.30, is shown to the tenth.
+    before = {e: hass.states.get(e) for e in [*money, "sensor.shop_01_remaining_energy"]}
+    assert [s.state for s in before.values()] == ["50.00", "0.00", "0.00", "166.6"]
 
     async def step() -> None:
         """One counter step on meter 1, polled."""
@@ -121,7 +122,7 @@ async def test_money_is_written_when_the_cent_shown_changes(
 
     await step()
     # Charged exactly 0.003: the ledger has it, the sensors show the same cent
-    # as before and were not written (not even reported).
+    # (and tenth of a kWh) as before and were not written (not even reported).
     assert coordinator.data.tenants["t1"].balance == Decimal("49.997")
     for entity_id, state in before.items():
         assert hass.states.get(entity_id).last_reported == state.last_reported, entity_id

@@ -18,8 +18,10 @@ from .calendars import as_zone, billing_period, day_bounds, local_date, utc
 from .tariffs import DynamicPrice, FlatPrice, Tariff, TariffError, TouPrice
 
 ZERO = Decimal(0)
-#: Remaining energy is shown to the watt-hour, rounded down (never promises more).
-_WATT_HOUR = Decimal("0.001")
+#: Remaining energy is shown to a tenth of a kWh (its sensor's display precision),
+#: rounded down (never promises more). To the watt-hour, any charge would move it
+#: and its state would be written at every poll.
+_TENTH_KWH = Decimal("0.1")
 #: Sums are exact: charges keep full precision (see ``money``), so does their total.
 _EXACT = 60
 
@@ -89,7 +91,7 @@ def remaining_energy(balance: Decimal, unit_price: Decimal | None) -> Decimal | 
         return None
     if balance <= 0:
         return ZERO
-    return (balance / unit_price).quantize(_WATT_HOUR, rounding=ROUND_DOWN)
+    return (balance / unit_price).quantize(_TENTH_KWH, rounding=ROUND_DOWN)
 
 
 def current_price(tariff: Tariff | None, at: datetime) -> tuple[Decimal | None, bool]:
