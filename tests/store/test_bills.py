@@ -91,6 +91,9 @@ def test_prepaid_bill_equals_deductions_and_is_issued_once(
         [meter] = issued.document["meters"]
         assert D(meter["used"]) * PRICE == deducted
         assert len(issued.document["history"]) >= 2
+        # Issued an hour after the period's end: 17:00 UTC, already June 1st in Shanghai.
+        assert issued.document["issued_at"][:10] == "2025-05-31"
+        assert issued.document["issued_local"] == "2025-06-01"
         again = bills.issue_bills(session, spec=spec(), tenants=[TENANT], periods=[MAY],
                                   issued_at=MAY.end + timedelta(hours=2))  # fmt: skip
         assert again[0].duplicate
