@@ -41,7 +41,7 @@ from .costs import unit_price
 from .engine.costs import CostSums, remaining_energy
 from .engine.policy import SupplyState, threshold
 from .engine.warnings import WarningLevel, warning_level
-from .entity import MeterEntity, TenantEntity
+from .entity import MeterEntity, TenantEntity, async_drop_unprovided
 
 PARALLEL_UPDATES = 0
 
@@ -269,6 +269,10 @@ TENANT_SENSORS: tuple[TenantSensorDescription, ...] = (
     ),
 )
 
+#: Sensors of prepaid accounts only: a postpaid one uses first and pays against
+#: bills, so credit left, its forecast and low-balance warnings mean nothing there.
+PREPAID_ONLY = frozenset({"days_left", "emergency_credit", "remaining_energy", "warning_level"})
+
 #: Sensors of postpaid accounts only.
 POSTPAID_SENSORS: tuple[TenantSensorDescription, ...] = (
     TenantSensorDescription(
@@ -298,9 +302,14 @@ async def async_setup_entry(
             if d.register in names
         )
     for tenant in coordinator.site.tenants:
-        entities.extend(TenantSensor(coordinator, tenant, d) for d in TENANT_SENSORS)
+        entities.extend(
+            TenantSensor(coordinator, tenant, d)
+            for d in TENANT_SENSORS
+            if not (tenant.postpaid and d.key in PREPAID_ONLY)
+        )
         if tenant.postpaid:
             entities.extend(TenantSensor(coordinator, tenant, d) for d in POSTPAID_SENSORS)
+    async_drop_unprovided(hass, entry, "sensor", entities)
     async_add_entities(entities)
 
 
