@@ -32,7 +32,9 @@ SUMMARY = r"""          {%- set ns = namespace(rows=[]) %}
           {%- set icon = {'red': '🔴', 'yellow': '🟡', 'green': '🟢'}[level] %}
           {%- set unit = state_attr(b, 'unit_of_measurement') or '' %}
           {%- set supply = state_translated('sensor.' ~ base ~ '_supply') %}
-          {%- set days = states('sensor.' ~ base ~ '_days_of_credit_left') %}
+          {%- set postpaid = states('sensor.' ~ base ~ '_amount_due') != 'unknown' %}
+          {%- set days = 'postpaid' if postpaid
+              else states('sensor.' ~ base ~ '_days_of_credit_left') %}
           {%- set name = device_attr(b, 'name') or base %}
           {%- set shown = '%.2f' | format(v) if is_number(states(b)) else states(b) %}
           {%- set ns.rows = ns.rows + ['| %s | %s %s | %s %s | %s | %s |'
@@ -44,8 +46,14 @@ SUMMARY = r"""          {%- set ns = namespace(rows=[]) %}
 """
 
 
-def dashboard(tenants: list[str], title: str = "Landlord") -> str:
-    """The dashboard for tenants with these device names (for example ``Shop 01``)."""
+def dashboard(
+    tenants: list[str], title: str = "Landlord", postpaid: frozenset[str] = frozenset()
+) -> str:
+    """The dashboard for tenants with these device names (for example ``Shop 01``).
+
+    ``postpaid``: the names of postpaid tenants; they have an amount due
+    instead of days of credit left.
+    """
     ids = [slugify(name) for name in tenants]
     summary = SUMMARY.replace("< LOW", f"< {LOW}").replace("< WARN", f"< {WARN}")
     lines = [
@@ -93,7 +101,7 @@ def dashboard(tenants: list[str], title: str = "Landlord") -> str:
         ]
     lines += [
         "      - type: entities",
-        "        title: Supply and days of credit left",
+        "        title: Supply, days of credit left, amount due",
         "        state_color: true",
         "        entities:",
     ]
@@ -102,8 +110,17 @@ def dashboard(tenants: list[str], title: str = "Landlord") -> str:
             f"          - entity: sensor.{i}_supply",
             f"            name: {name}",
             "            secondary_info: last-changed",
-            f"          - entity: sensor.{i}_days_of_credit_left",
-            f"            name: {name} days left",
+            *(
+                [
+                    f"          - entity: sensor.{i}_amount_due",
+                    f"            name: {name} amount due",
+                ]
+                if name in postpaid
+                else [
+                    f"          - entity: sensor.{i}_days_of_credit_left",
+                    f"            name: {name} days left",
+                ]
+            ),
         ]
     return "\n".join(lines) + "\n"
 
@@ -115,9 +132,16 @@ def demo_tenants() -> list[str]:
     return [f"Shop {n:02d}" for n in range(1, SHOPS + 1)]
 
 
+def demo_postpaid() -> frozenset[str]:
+    """The demo building's postpaid tenants."""
+    from devtools.demo.mall import POSTPAID
+
+    return frozenset(f"Shop {n:02d}" for n in POSTPAID)
+
+
 def main() -> int:
     OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(dashboard(demo_tenants()), encoding="utf-8")
+    OUT.write_text(dashboard(demo_tenants(), postpaid=demo_postpaid()), encoding="utf-8")
     print(OUT)
     return 0
 

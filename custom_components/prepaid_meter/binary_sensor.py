@@ -23,7 +23,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .alarms_runner import RELAY_MISMATCH, TAMPER, AlarmMonitor, kw_text
 from .coordinator import MeterConfig, PrepaidConfigEntry, PrepaidCoordinator, TenantConfig
 from .engine.alarms import KINDS, SPIKE
-from .entity import MeterEntity, TenantEntity
+from .entity import MeterEntity, TenantEntity, async_drop_unprovided
 from .sharing_runner import CONF_MASTER_METER
 
 PARALLEL_UPDATES = 0
@@ -37,22 +37,24 @@ async def async_setup_entry(
     """Add the status and alarm sensors of every meter and tenant."""
     coordinator = entry.runtime_data.coordinator
     site = coordinator.site
-    async_add_entities(OnlineSensor(coordinator, meter) for meter in site.meters)
-    async_add_entities(
+    entities: list[BinarySensorEntity] = [OnlineSensor(coordinator, meter) for meter in site.meters]
+    entities.extend(
         MeterAlarmSensor(coordinator, meter, description)
         for meter in site.meters
         for description in METER_ALARMS
         if description.has_fn(coordinator, meter)
     )
-    async_add_entities(
+    entities.extend(
         TenantAlarmSensor(coordinator, tenant, description)
         for tenant in site.tenants
         for description in TENANT_ALARMS
         if tenant.use_limits.enabled(description.key)
     )
-    async_add_entities(
+    entities.extend(
         OverdueSensor(coordinator, tenant) for tenant in site.tenants if tenant.postpaid
     )
+    async_drop_unprovided(hass, entry, "binary_sensor", entities)
+    async_add_entities(entities)
 
 
 class OnlineSensor(MeterEntity, BinarySensorEntity):

@@ -37,17 +37,20 @@ from .const import (
     CONF_DATABASE_URL,
     CONF_DAYS_LEFT_LEVEL,
     CONF_DEVICE_IDS,
+    CONF_DUE_DAYS,
     CONF_EMERGENCY_CREDIT,
     CONF_FRIENDLY_HOURS,
     CONF_GRACE_MINUTES,
     CONF_HOLIDAYS,
     CONF_METERS,
     CONF_NAME_PREFIX,
+    CONF_OVERDUE_GRACE_DAYS,
     CONF_PRICE,
     CONF_SCAN_INTERVAL,
     CONF_TENANTS,
     CONF_WARNING_LEVELS,
     DEFAULT_BILLING_DAY,
+    DEFAULT_DUE_DAYS,
     DEFAULT_PORT,
     DEFAULT_PROFILE,
     DEFAULT_SCAN_INTERVAL,
@@ -335,6 +338,8 @@ class PrepaidOptionsFlow(OptionsFlowWithReload):
             for key, default in (
                 (CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL),
                 (CONF_BILLING_DAY, DEFAULT_BILLING_DAY),
+                (CONF_DUE_DAYS, DEFAULT_DUE_DAYS),
+                (CONF_OVERDUE_GRACE_DAYS, 0),
                 (CONF_DAYS_LEFT_LEVEL, 0),
                 (CONF_GRACE_MINUTES, 0),
             ):
@@ -352,6 +357,8 @@ class PrepaidOptionsFlow(OptionsFlowWithReload):
                         CONF_CUT_OFF_ENABLED: user_input[CONF_CUT_OFF_ENABLED],
                         CONF_SCAN_INTERVAL: boxes[CONF_SCAN_INTERVAL],
                         CONF_BILLING_DAY: boxes[CONF_BILLING_DAY],
+                        CONF_DUE_DAYS: boxes[CONF_DUE_DAYS],
+                        CONF_OVERDUE_GRACE_DAYS: boxes[CONF_OVERDUE_GRACE_DAYS],
                         **policy,
                     }
                 )
@@ -370,6 +377,8 @@ class PrepaidOptionsFlow(OptionsFlowWithReload):
                     )
                 ),
                 vol.Optional(CONF_BILLING_DAY, default=DEFAULT_BILLING_DAY): _box(1, 31, "d"),
+                vol.Optional(CONF_DUE_DAYS, default=DEFAULT_DUE_DAYS): _box(0, 365, "d"),
+                vol.Optional(CONF_OVERDUE_GRACE_DAYS, default=0): _box(0, 365, "d"),
                 vol.Optional(CONF_WARNING_LEVELS): str,
                 vol.Optional(CONF_DAYS_LEFT_LEVEL): _box(0, 365, "d"),
                 vol.Optional(CONF_CREDIT_LIMIT): str,

@@ -320,7 +320,8 @@ def render_pdf(doc: Mapping[str, Any], lang: str = "en") -> bytes:
     pdf.cell(0, 9, text(doc["site"]["name"]), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font(family, size=10)
     revision = f"  ({t['revision']} {doc['revision']})" if doc["revision"] > 1 else ""
-    head = f"{t['bill']} {doc['number']}{revision}   {t['issued']} {doc['issued_at'][:10]}"
+    issued = doc.get("issued_local") or doc["issued_at"][:10]  # older bills: the UTC date
+    head = f"{t['bill']} {doc['number']}{revision}   {t['issued']} {issued}"
     pdf.cell(0, 6, text(head), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     tenant = doc["tenant"]
     period = doc["period"]

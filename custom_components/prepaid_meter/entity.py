@@ -6,10 +6,12 @@ device page lists the meters charged to its wallet.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
@@ -22,6 +24,26 @@ from .coordinator import (
     TenantConfig,
     TenantState,
 )
+
+
+@callback
+def async_drop_unprovided(
+    hass: HomeAssistant, entry: PrepaidConfigEntry, domain: str, provided: Sequence[Any]
+) -> None:
+    """Remove the platform's registry entries of this site that setup no longer provides.
+
+    Some entities exist only in one mode: a prepaid tenant has days of credit
+    left, remaining energy, emergency credit and a warning level; a postpaid
+    one has an amount due and a bill-overdue sensor. A tenant switched from
+    one to the other (a reload) would otherwise keep the other mode's
+    entities as unavailable for ever. The same holds for a usage-limit alarm
+    switched off, or a register a meter's new profile does not have.
+    """
+    wanted = {entity.unique_id for entity in provided}
+    registry = er.async_get(hass)
+    for item in er.async_entries_for_config_entry(registry, entry.entry_id):
+        if item.domain == domain and item.platform == DOMAIN and item.unique_id not in wanted:
+            registry.async_remove(item.entity_id)
 
 
 def tenant_device_info(coordinator: PrepaidCoordinator, tenant: TenantConfig) -> DeviceInfo:

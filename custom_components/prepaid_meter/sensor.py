@@ -42,7 +42,7 @@ from .engine.costs import CostSums, remaining_energy
 from .engine.money import DEFAULT_ROUNDING, minor_unit, quantum
 from .engine.policy import SupplyState, threshold
 from .engine.warnings import WarningLevel, warning_level
-from .entity import MeterEntity, TenantEntity
+from .entity import MeterEntity, TenantEntity, async_drop_unprovided
 
 PARALLEL_UPDATES = 0
 
@@ -270,6 +270,10 @@ TENANT_SENSORS: tuple[TenantSensorDescription, ...] = (
     ),
 )
 
+#: Sensors of prepaid accounts only: a postpaid one uses first and pays against
+#: bills, so credit left, its forecast and low-balance warnings mean nothing there.
+PREPAID_ONLY = frozenset({"days_left", "emergency_credit", "remaining_energy", "warning_level"})
+
 #: Sensors of postpaid accounts only.
 POSTPAID_SENSORS: tuple[TenantSensorDescription, ...] = (
     TenantSensorDescription(
@@ -301,12 +305,20 @@ async def async_setup_entry(
     values = TenantValues(coordinator)
     for tenant in coordinator.site.tenants:
         entities.extend(TenantSensor(values, tenant, d) for d in _descriptions(tenant))
+    async_drop_unprovided(hass, entry, "sensor", entities)
     async_add_entities(entities)
 
 
+#: A postpaid account's sensors: no credit sensors, and what it owes.
+_POSTPAID_ACCOUNT = (
+    *(d for d in TENANT_SENSORS if d.key not in PREPAID_ONLY),
+    *POSTPAID_SENSORS,
+)
+
+
 def _descriptions(tenant: TenantConfig) -> tuple[TenantSensorDescription, ...]:
-    """The sensors of a tenant account (postpaid accounts have more)."""
-    return TENANT_SENSORS + POSTPAID_SENSORS if tenant.postpaid else TENANT_SENSORS
+    """The sensors of a tenant account (prepaid or postpaid)."""
+    return _POSTPAID_ACCOUNT if tenant.postpaid else TENANT_SENSORS
 
 
 def shown_money(amount: Decimal, currency: str) -> Decimal:
@@ -329,7 +341,7 @@ def _to_minor_unit(amount: Decimal, minor: Decimal) -> Decimal:
 class TenantValues:
     """What every tenant sensor shows, computed once per tenant and coordinator update.
 
-    An update reaches every sensor of every tenant (nine or more per account);
+    An update reaches every sensor of every tenant (nine on a prepaid account);
     each one building the tenant's reading for itself (the clock, the cost
     sums, the price in force, the warning level) cost more than writing the
     states that changed. The first sensor of a tenant asked after an update

@@ -20,6 +20,7 @@ import pytest
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import Event, HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.prepaid_meter.const import (
@@ -126,7 +127,7 @@ async def test_overdue_cuts_off_once_and_paying_the_rest_reconnects_at_once(
     await use(hass, entry, simulator, 6)
     assert Decimal(state(hass, "sensor.shop_01_balance")) < -5
     assert state(hass, "sensor.shop_01_supply") == "on"
-    assert state(hass, "sensor.shop_01_warning_level") == "none"
+    assert hass.states.get("sensor.shop_01_warning_level") is None, "postpaid: no credit warnings"
     assert simulator.meters[1].relay_closed
     assert state(hass, "sensor.shop_02_supply") == "cut_off"
     assert not simulator.meters[2].relay_closed
@@ -256,3 +257,42 @@ async def test_two_open_bills_are_paid_oldest_first_and_a_recalculation_changes_
     overdue = [e.data["bill_number"] for e in events if e.event_type == EVENT_BILL_OVERDUE]
     assert overdue == [revised["bill_number"]]
     assert [e.data["tenant"] for e in events if e.event_type == EVENT_CUT_OFF] == ["t2"]
+
+
+#: The tenant sensors of one mode only (entity id suffixes).
+PREPAID_ONLY = ("days_of_credit_left", "remaining_energy", "emergency_credit_taken",
+                "warning_level")  # fmt: skip
+
+
+async def test_a_tenant_switched_to_prepaid_and_back_gets_that_modes_entities_only(
+    hass: HomeAssistant, simulator: MeterSimulator, db_url: str
+) -> None:
+    entry = await setup(hass, postpaid_site(simulator, db_url))
+
+    def shown(shop: str) -> set[str]:
+        ids = [f"sensor.{shop}_{suffix}" for suffix in (*PREPAID_ONLY, "amount_due")]
+        ids.append(f"binary_sensor.{shop}_bill_overdue")
+        return {i.split(".", 1)[1].removeprefix(f"{shop}_") for i in ids if hass.states.get(i)}
+
+    postpaid, prepaid = {"amount_due", "bill_overdue"}, set(PREPAID_ONLY)
+    assert (shown("shop_01"), shown("shop_02")) == (postpaid, prepaid)
+
+    async def switch(billing: str) -> None:
+        options = dict(entry.options)
+        options["tenants"] = [
+            {**t, "billing": billing} if t["id"] == "t1" else t for t in options["tenants"]
+        ]
+        hass.config_entries.async_update_entry(entry, options=options)
+        assert await hass.config_entries.async_reload(entry.entry_id)
+        await hass.async_block_till_done()
+
+    registry = er.async_get(hass)
+    await switch("prepaid")
+    assert shown("shop_01") == prepaid
+    # Gone from the registry too, not left behind as unavailable entities.
+    assert registry.async_get("sensor.shop_01_amount_due") is None
+    assert registry.async_get("binary_sensor.shop_01_bill_overdue") is None
+    await switch("postpaid")
+    assert shown("shop_01") == postpaid
+    assert registry.async_get("sensor.shop_01_warning_level") is None
+    assert shown("shop_02") == prepaid

@@ -68,6 +68,7 @@ async def test_generate_serve_and_recalculate_a_bill(
     assert bill["total"] in html
     assert "Shop 01" in html
     assert "<svg" in html
+    assert f"Issued {doc['issued_local']}" in html  # the site's local date
     pdf = await (await client.get(bill["pdf_url"])).read()
     assert pdf.startswith(b"%PDF")
     assert await (await client.get(bill["pdf_url"])).read() == pdf  # byte for byte
@@ -75,6 +76,7 @@ async def test_generate_serve_and_recalculate_a_bill(
     text = await hass.async_add_executor_job(pdf_text, tmp_path / "bill.pdf", "-layout")
     assert f"{bill['total']} CNY" in text
     assert doc["wallet"]["closing"] in text
+    assert f"Issued {doc['issued_local']}" in text
     zh = await (await client.get(bill["pdf_url"] + "?lang=zh-Hans")).read()
     (tmp_path / "zh.pdf").write_bytes(zh)
     zh_text = await hass.async_add_executor_job(pdf_text, tmp_path / "zh.pdf")

@@ -186,11 +186,14 @@ async def test_options_flow_saves_billing_day_and_refuses_a_bad_price(
     assert bad["errors"] == {"price": "invalid_price", "credit_limit": "invalid_amount"}
     assert "billing_day" not in entry.options
     done = await hass.config_entries.options.async_configure(
-        result["flow_id"], {**base, "billing_day": 25, "scan_interval": 10}
+        result["flow_id"],
+        {**base, "billing_day": 25, "scan_interval": 10, "due_days": 7, "overdue_grace_days": 2},
     )
     assert done["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
     assert entry.options["billing_day"] == 25
+    assert (entry.options["due_days"], entry.options["overdue_grace_days"]) == (7, 2)
+    assert entry.runtime_data.coordinator.receivables.grace_days == 2
     assert entry.runtime_data.site.scan_interval == 10
     assert len(entry.options["meters"]) == 3
 

@@ -11,7 +11,7 @@ from homeassistant.helpers.template import Template
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.prepaid_meter.const import DOMAIN
-from devtools.dashboard import OUT, dashboard, demo_tenants
+from devtools.dashboard import OUT, dashboard, demo_postpaid, demo_tenants
 
 #: Cards that ship with Home Assistant (no custom cards, nothing to install).
 CORE_CARDS = {"markdown", "entity-filter", "entities", "grid", "gauge", "tile", "glance"}
@@ -43,7 +43,9 @@ def entity_ids(config: dict[str, Any]) -> set[str]:
 
 def test_shipped_dashboard_is_the_generated_one_with_core_cards_only() -> None:
     text = Path(OUT).read_text(encoding="utf-8")
-    assert text == dashboard(demo_tenants()), "run: python -m devtools.dashboard"
+    assert text == dashboard(demo_tenants(), postpaid=demo_postpaid()), (
+        "run: python -m devtools.dashboard"
+    )
     config = yaml.safe_load(text)
     assert {c["type"] for c in cards(config)} <= CORE_CARDS
     assert {f"sensor.shop_{n:02d}_balance" for n in range(1, len(demo_tenants()) + 1)} <= (

@@ -6,8 +6,11 @@ import gc
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
+from decimal import localcontext
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select, text
 from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
@@ -88,6 +91,9 @@ def test_prepaid_bill_equals_deductions_and_is_issued_once(
         [meter] = issued.document["meters"]
         assert D(meter["used"]) * PRICE == deducted
         assert len(issued.document["history"]) >= 2
+        # Issued an hour after the period's end: 17:00 UTC, already June 1st in Shanghai.
+        assert issued.document["issued_at"][:10] == "2025-05-31"
+        assert issued.document["issued_local"] == "2025-06-01"
         again = bills.issue_bills(session, spec=spec(), tenants=[TENANT], periods=[MAY],
                                   issued_at=MAY.end + timedelta(hours=2))  # fmt: skip
         assert again[0].duplicate
@@ -98,7 +104,8 @@ def test_prepaid_bill_equals_deductions_and_is_issued_once(
         assert pdf == b"000001"
         assert bills.bill_file(session, issued.id, "pdf:en", lambda d: b"other") == b"000001"
         if session.get_bind().dialect.name == "sqlite":
-            # The month's use came as integers where every text has the same decimals.
+            # The month's use came as integers of the finest decimal place
+            # (Decimals only where a text has an exponent).
             _reading, series = bills._meter_usage(session, SITE, "m1", "Meter 1", MAY)
             assert isinstance(series, UsageSeries)
             stored = session.execute(
@@ -106,10 +113,10 @@ def test_prepaid_bill_equals_deductions_and_is_issued_once(
                 {"a": MAY.start.strftime("%Y-%m-%d %H:%M:%S.%f"),
                  "b": MAY.end.strftime("%Y-%m-%d %H:%M:%S.%f")},
             ).scalars().all()  # fmt: skip
-            places = {None if "E" in v else len(v.partition(".")[2]) for v in stored}
-            expected = -places.pop() if len(places) == 1 and None not in places else None
+            places = max(len(v.partition(".")[2]) for v in stored)
+            expected = None if any("E" in v for v in stored) else -places
             assert series.exponent == expected, texts
-            assert expected == {"plain": -2, "long": -17}.get(texts), texts
+            assert places == (17 if texts == "long" else 2), texts
 
 
 def test_recalculation_after_a_price_correction(sessions: sessionmaker[Session]) -> None:
@@ -230,3 +237,41 @@ def test_shares_posted_in_the_period_are_lines_and_deducted(
         assert sum(D(ln["amount"]) for ln in doc["lines"]) == issued.total
         assert doc["matches_deducted"] is True
         assert_sound(session)
+
+
+@given(
+    st.lists(
+        st.decimals(min_value=-(10**9), max_value=10**9, places=None, allow_nan=False).filter(
+            lambda d: d.is_finite()
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_decimal_texts_scale_to_integers_exactly(values: list[D]) -> None:
+    """Readings as stored (``str(Decimal)``) come back as integers of their finest place."""
+    texts = [str(v) for v in values]
+    scaled = bills._scaled("|".join(texts))
+    finest = max(len(t.partition(".")[2]) for t in texts)
+    if any("E" in t for t in texts) or finest >= len(bills._ZEROS):
+        assert scaled is None
+        return
+    assert scaled is not None
+    counts, places = scaled
+    assert places == finest
+    with localcontext(prec=100):
+        assert [D(c).scaleb(-places) for c in counts] == values
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("55.2|55.262|56|-0.5", ([55200, 55262, 56000, -500], 3)),
+        ("5|7", ([5, 7], 0)),
+        ("1.50|2.25", ([150, 225], 2)),
+        ("1E+2|2", None),
+        ("1.5|NaN", None),
+    ],
+)
+def test_scaled_texts(text: str, expected: tuple[list[int], int] | None) -> None:
+    assert bills._scaled(text) == expected

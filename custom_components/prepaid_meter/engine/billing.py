@@ -185,6 +185,9 @@ class Bill:
                 "days": _s(self.days),
             },
             "issued_at": s.issued_at.isoformat(),
+            # The issue date as the tenant reads it (the site's local date): a
+            # bill issued just after a local midnight is dated that day.
+            "issued_local": s.issued_at.astimezone(as_zone(tz)).date().isoformat(),
             "due_at": self.due_at.isoformat() if self.due_at else None,
             # The due date as the tenant reads it (the site's local date); only
             # on bills with a due date, so other bills' content is unchanged.

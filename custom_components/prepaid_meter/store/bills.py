@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, localcontext
 from itertools import chain, pairwise, repeat
+from operator import sub
 from typing import Any
 
 from sqlalchemy import func, select
@@ -502,19 +503,15 @@ def _sqlite_series(
     reading = MeterReadings(meter=meter, name=name, start=Decimal(start_value),
                             start_at=period.start, end=Decimal(values.rsplit("|", 1)[-1]),
                             end_at=period.start + (n - 1) * step)  # fmt: skip
-    text = f"{start_value}|{values}"
-    places = _same_places(text, n)
-    if places is not None:
+    scaled = _scaled(f"{start_value}|{values}")
+    if scaled is not None:
         # Decimals are tracked by the garbage collector (Python 3.13): a month
         # of them per meter would fill the old generation and set off full
-        # collections. Integers of the readings' last decimal place are not.
-        try:
-            counts = list(map(int, text.replace(".", "").split("|")))
-        except ValueError:  # an exponent ("1E+3"): read them as Decimals
-            pass
-        else:
-            deltas = [b - a if b > a else 0 for a, b in pairwise(counts)]
-            return reading, UsageSeries(period.start, minutes, deltas, -places)
+        # collections. Integers of the readings' finest decimal place are not,
+        # and the rating engine sums them in C.
+        counts, places = scaled
+        deltas = [b - a if b > a else 0 for a, b in pairwise(counts)]
+        return reading, UsageSeries(period.start, minutes, deltas, -places)
     previous = Decimal(start_value)
     energy: list[Decimal] = []
     for text_value in values.split("|"):
@@ -524,22 +521,38 @@ def _sqlite_series(
     return reading, UsageSeries(period.start, minutes, energy)
 
 
-def _same_places(text: str, n: int) -> int | None:
-    """The decimals every one of the ``n`` values in ``text`` (``|``-joined) has, if all the same.
+#: Zeros that pad a decimal text to more places.
+_ZEROS = tuple("0" * k for k in range(32))
 
-    Stored values are ``str(Decimal)``: at most one point each. Checked
-    without a Python loop: split at the points, each piece but the first
-    holds one value's decimals up to the next ``|``.
+
+def _scaled(text: str) -> tuple[list[int], int] | None:
+    """``|``-joined decimal texts as integers of the finest place any of them has.
+
+    Returns the integers and that number of places; None for a text that is
+    not plain decimal notation (an exponent, say). Stored values are
+    ``str(Decimal)``: at most one point each, and their places differ where a
+    meter or an entity drops trailing zeros (``55.2`` beside ``55.262``). The
+    places are found with C-level maps; only values that have fewer are padded.
     """
-    pieces = text.split(".")
-    if len(pieces) == 1:
-        return 0
-    if len(pieces) != n + 1:
+    values = text.split("|")
+    places = 0
+    if "." in text:
+        points = list(map(str.find, values, repeat(".")))
+        if -1 in points:  # whole numbers among them: give them a point too
+            values = [v if p >= 0 else v + "." for v, p in zip(values, points, strict=True)]
+            points = list(map(str.find, values, repeat(".")))
+        after = list(map(sub, map(len, values), points))  # places + 1
+        top = max(after)
+        if top > len(_ZEROS):
+            return None
+        if after.count(top) != len(values):
+            values = [v if k == top else v + _ZEROS[top - k]
+                      for v, k in zip(values, after, strict=True)]  # fmt: skip
+        places = top - 1
+    try:
+        return list(map(int, "|".join(values).replace(".", "").split("|"))), places
+    except ValueError:  # an exponent ("1E+3"), or not a number
         return None
-    places = len(pieces[-1])
-    if set(map(str.find, pieces[1:-1], repeat("|"))) - {places}:
-        return None
-    return places
 
 
 @functools.lru_cache(maxsize=8)
