@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncGenerator, Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from homeassistant.core import HomeAssistant
+from hypothesis import settings
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from devtools.simulator import MeterSimulator, SimulatedMeter
 from devtools.site import site_entry as build_site_entry
 from tests.postgres import PostgresCluster, PostgresUnavailable
+
+# Property tests try the same examples on every run of the suite, so a red CI
+# means a change broke something; `scripts/test-long` (PM_LONG=1) draws new ones.
+settings.register_profile("fixed", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile("explore" if os.environ.get("PM_LONG", "") not in ("", "0") else "fixed")
 
 
 @pytest.fixture(autouse=True)

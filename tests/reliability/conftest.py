@@ -27,6 +27,10 @@ def long_run() -> bool:
     return os.environ.get("PM_LONG", "") not in ("", "0")
 
 
+#: The random plan of CI's short runs (meter faults, restarts): the same every time.
+SHORT_SEED = 20261123
+
+
 def size(short: int, long: int, env: str) -> int:
     """How many rounds or examples: ``env`` if set, else the short or the long default."""
     value = os.environ.get(env)
