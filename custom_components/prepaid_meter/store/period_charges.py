@@ -13,7 +13,7 @@ wallet's deductions of its period.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, localcontext
 from zoneinfo import ZoneInfo
 
@@ -65,15 +65,9 @@ def tenancy_start(session: Session, site: str, tenant: str) -> datetime | None:
     tenant the store does not know.
     """
     row = session.connection().execute(_TENANCY_START, {"site": site, "tenant": tenant}).one()
-    times = [_aware(t) for t in row if t is not None]
+    # Both columns keep their type (UTCDateTime): aware UTC datetimes on every backend.
+    times = [t for t in row if t is not None]
     return min(times) if times else None
-
-
-def _aware(value: datetime | str) -> datetime:
-    """A stored time as an aware UTC datetime (a subquery's result may come back as text)."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def occupied(
