@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 from decimal import localcontext
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -275,3 +276,30 @@ def test_decimal_texts_scale_to_integers_exactly(values: list[D]) -> None:
 )
 def test_scaled_texts(text: str, expected: tuple[list[int], int] | None) -> None:
     assert bills._scaled(text) == expected
+
+
+def test_history_buckets_are_local_calendar_months_up_to_a_mid_month_end(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A period ending on the 10th: its month's first days are a bucket of their own."""
+    shanghai = ZoneInfo(TZ)
+    at = {
+        "03-01": datetime(2025, 3, 1, tzinfo=shanghai),
+        "04-01": datetime(2025, 4, 1, tzinfo=shanghai),
+        "05-01": datetime(2025, 5, 1, tzinfo=shanghai),
+        "05-10": datetime(2025, 5, 10, tzinfo=shanghai),
+    }
+    values = {"03-01": D("100"), "04-01": D("150"), "05-01": D("230"), "05-10": D("250")}
+    with sessions() as session:
+        ledger.sync_site(session, site=SITE, name="Test mall", currency="CNY",
+                         meters=[("m1", "Meter 1", 1, "sim")], tenants=[("t1", "Shop 1", ["m1"])],
+                         at=at["03-01"] - timedelta(days=1))  # fmt: skip
+        ledger.charge_meters(
+            session,
+            SITE,
+            [MeterCharge(meter="m1", tenant="t1", value=values[k], taken_at=at[k], amount=D(0))
+             for k in at],
+        )  # fmt: skip
+        history = bills._history(session, SITE, ["m1"], at["05-10"], TZ)
+    assert len(history) == 12
+    assert history[-3:] == [("2025-03", D(50)), ("2025-04", D(80)), ("2025-05", D(20))]

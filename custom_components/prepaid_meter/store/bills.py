@@ -230,32 +230,34 @@ def _readings_at(n: int) -> str:
 def _history(
     session: Session, site: str, meters: Sequence[str], end: datetime, tz: str
 ) -> list[tuple[str, Decimal]]:
-    """Use per local calendar month for the 12 months up to ``end``."""
+    """Use per local calendar month for the 12 months up to ``end``.
+
+    A period ending mid-month (billing day 10, say) ends with that month's
+    first days as a bucket of their own. A meter's use before its first
+    reading is nothing (not its whole counter), and each meter's use is
+    counted on its own, so one meter's counter falling (a swap) takes nothing
+    from another's.
+    """
     zone = as_zone(tz)
     local = end.astimezone(zone)
-    year, month = local.year, local.month
-    bounds: list[datetime] = []
-    for i in range(12, -1, -1):
-        index = year * 12 + month - 1 - i
-        bounds.append(local_midnight(date(index // 12, index % 12 + 1, 1), zone))
-    bounds[-1] = min(max(bounds[-1], end), end)
-    bounds.append(end)
-    bounds = sorted(set(bounds))
-    values: dict[datetime, Decimal] = dict.fromkeys(bounds, ZERO)
+    last = local.year * 12 + local.month - 1
+    starts = [
+        local_midnight(date(i // 12, i % 12 + 1, 1), zone) for i in range(last - 12, last + 1)
+    ]
+    bounds = [b for b in starts if b < end] + [end]
+    used = [ZERO] * (len(bounds) - 1)
     sql = _readings_at(len(bounds))
     for meter in meters:
         row = _raw(session, sql, *chain.from_iterable((site, meter, b) for b in bounds))[0]
-        for b, v in zip(bounds, row, strict=True):
-            values[b] += Decimal(v) if v is not None else ZERO
-    out: list[tuple[str, Decimal]] = []
-    for a, b in pairwise(bounds):
-        used = max(values[b] - values[a], ZERO)
-        key = month_key(a, tz)
-        if out and out[-1][0] == key:
-            out[-1] = (key, out[-1][1] + used)
-        else:
-            out.append((key, used))
-    return out[-12:]
+        counters = [None if v is None else Decimal(v) for v in row]
+        if counters[0] is None:  # its first reading is in the window: count from there
+            first = _raw(session, _FIRST_READING, site, meter, bounds[0], end)
+            base = Decimal(first[0][1]) if first else None
+            counters = [base if c is None else c for c in counters]
+        for k, (a, b) in enumerate(pairwise(counters)):
+            if a is not None and b is not None and b > a:
+                used[k] += b - a
+    return [(month_key(a, tz), u) for a, u in zip(bounds[:-1], used, strict=True)][-12:]
 
 
 def wallet_movements(
