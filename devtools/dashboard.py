@@ -32,9 +32,9 @@ SUMMARY = r"""          {%- set ns = namespace(rows=[]) %}
           {%- set icon = {'red': '🔴', 'yellow': '🟡', 'green': '🟢'}[level] %}
           {%- set unit = state_attr(b, 'unit_of_measurement') or '' %}
           {%- set supply = state_translated('sensor.' ~ base ~ '_supply') %}
-          {%- set postpaid = states('sensor.' ~ base ~ '_amount_due') != 'unknown' %}
-          {%- set days = 'postpaid' if postpaid
-              else states('sensor.' ~ base ~ '_days_of_credit_left') %}
+          {%- set left = 'sensor.' ~ base ~ '_days_of_credit_left' %}
+          {%- set days = states(left) if state_attr(left, 'unit_of_measurement')
+              else 'postpaid' %}
           {%- set name = device_attr(b, 'name') or base %}
           {%- set shown = '%.2f' | format(v) if is_number(states(b)) else states(b) %}
           {%- set ns.rows = ns.rows + ['| %s | %s %s | %s %s | %s | %s |'
@@ -51,8 +51,8 @@ def dashboard(
 ) -> str:
     """The dashboard for tenants with these device names (for example ``Shop 01``).
 
-    ``postpaid``: the names of postpaid tenants; they have an amount due
-    instead of days of credit left.
+    ``postpaid``: the names of postpaid tenants; they have no days of credit
+    left (the summary table says "postpaid" where a tenant has none).
     """
     ids = [slugify(name) for name in tenants]
     summary = SUMMARY.replace("< LOW", f"< {LOW}").replace("< WARN", f"< {WARN}")
@@ -101,7 +101,7 @@ def dashboard(
         ]
     lines += [
         "      - type: entities",
-        "        title: Supply, days of credit left, amount due",
+        "        title: Supply and days of credit left",
         "        state_color: true",
         "        entities:",
     ]
@@ -110,18 +110,12 @@ def dashboard(
             f"          - entity: sensor.{i}_supply",
             f"            name: {name}",
             "            secondary_info: last-changed",
-            *(
-                [
-                    f"          - entity: sensor.{i}_amount_due",
-                    f"            name: {name} amount due",
-                ]
-                if name in postpaid
-                else [
-                    f"          - entity: sensor.{i}_days_of_credit_left",
-                    f"            name: {name} days left",
-                ]
-            ),
         ]
+        if name not in postpaid:
+            lines += [
+                f"          - entity: sensor.{i}_days_of_credit_left",
+                f"            name: {name} days left",
+            ]
     return "\n".join(lines) + "\n"
 
 
