@@ -153,6 +153,17 @@ def test_move_out_part_period_pro_rates_standing_charges() -> None:
     assert "due_local" not in assemble_bill(_input(part, rated.charges)).to_dict()
 
 
+def test_a_part_period_under_a_day_averages_over_that_day() -> None:
+    tariff = tariff_from_dict(TOU_TIERS)
+    cycle = billing_period(datetime(2024, 4, 10, tzinfo=UTC), 1, TZ)
+    part = cycle.part(cycle.start, cycle.start + timedelta(hours=6))  # a quarter of a day
+    rated = rate_period(tariff, part, UsageSeries(part.start, 15, [D("0.5")] * 24))
+    bill = assemble_bill(_input(part, rated.charges))
+    assert bill.days == D("0.25")
+    assert bill.energy == 12
+    assert bill.daily_average == D("12.00")  # what was used that day, not 48 a day
+
+
 def test_placeholder_shares_and_chart() -> None:
     period = billing_period(datetime(2024, 5, 15, tzinfo=UTC), 1, TZ)
     bill = assemble_bill(_input(period, (), common_area=D("12.345"), line_loss=D("0.005")))

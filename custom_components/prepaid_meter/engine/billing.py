@@ -358,7 +358,9 @@ def assemble_bill(data: BillInput) -> Bill:
     with localcontext(RATING_CONTEXT):
         energy = sum((c.quantity for c in data.charges if c.kind == "energy"), ZERO)
         days = local_days(data.period.start, data.period.end, data.timezone)
-        daily = (energy / days).quantize(Decimal("0.01")) if days else ZERO
+        # A period shorter than a day averages over that one day: its use, not
+        # a projection (six hours' use times four is not what the tenant used).
+        daily = (energy / max(days, Decimal(1))).quantize(Decimal("0.01")) if days else ZERO
     due_at = None
     amount_due = ZERO
     if data.mode == "postpaid":
