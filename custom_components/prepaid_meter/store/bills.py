@@ -20,6 +20,7 @@ import functools
 import gc
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -280,7 +281,10 @@ def wallet_movements(
     with localcontext(prec=EXACT_PRECISION):
         for kind, before, value in rows:
             if isinstance(value, str):
-                amount = sum(map(Decimal, value.split("|")), ZERO)
+                # A wallet's charges repeat the same few amounts (price times a
+                # counter step): each distinct text is parsed once, times its count.
+                counted = Counter(value.split("|")).items()
+                amount = sum((Decimal(text) * n for text, n in counted), ZERO)
             else:
                 amount = Decimal(value)
             if before:
@@ -512,7 +516,9 @@ def _sqlite_series(
         # collections. Integers of the readings' finest decimal place are not,
         # and the rating engine sums them in C.
         counts, places = scaled
-        deltas = [b - a if b > a else 0 for a, b in pairwise(counts)]
+        deltas = list(map(sub, counts[1:], counts))
+        if min(deltas, default=0) < 0:  # a counter that fell was never charged
+            deltas = [d if d > 0 else 0 for d in deltas]
         return reading, UsageSeries(period.start, minutes, deltas, -places)
     previous = Decimal(start_value)
     energy: list[Decimal] = []
@@ -547,14 +553,24 @@ def _scaled(text: str) -> tuple[list[int], int] | None:
         top = max(after)
         if top > len(_ZEROS):
             return None
-        if after.count(top) != len(values):
-            values = [v if k == top else v + _ZEROS[top - k]
-                      for v, k in zip(values, after, strict=True)]  # fmt: skip
+        for k in set(after) - {top}:  # pad the shorter ones, found at C speed
+            _pad(values, after, k, _ZEROS[top - k])
         places = top - 1
     try:
         return list(map(int, "|".join(values).replace(".", "").split("|"))), places
     except ValueError:  # an exponent ("1E+3"), or not a number
         return None
+
+
+def _pad(values: list[str], lengths: list[int], length: int, zeros: str) -> None:
+    """Append ``zeros`` to every value whose entry in ``lengths`` is ``length``."""
+    i = -1
+    try:
+        while True:
+            i = lengths.index(length, i + 1)
+            values[i] += zeros
+    except ValueError:  # no more of them
+        return
 
 
 @functools.lru_cache(maxsize=8)
