@@ -164,7 +164,22 @@ async def _probe(stop: asyncio.Event, lags: list[float], loads: list[float]) -> 
             loads.append(os.getloadavg()[0])
 
 
+def _machine_speed() -> float:
+    """CPU seconds of a fixed pure-Python loop: how fast the shared machine is right now.
+
+    The same bill run has taken 7.5 to 12 s of CPU on this machine within an
+    hour; this figure, taken before each run, shows whether a slow run was
+    the code or the machine (0.7 s when the machine is as fast as it gets).
+    """
+    started = time.process_time()
+    total = 0
+    for i in range(5_000_000):
+        total += i * i % 7
+    return time.process_time() - started
+
+
 async def _run(path: Path, period: Any) -> dict[str, Any]:
+    machine = _machine_speed()  # before the probe starts: it blocks the loop on purpose
     store = Store(f"sqlite:///{path}")
     await store.async_open()
     spec = bills.SiteSpec(site=SITE, name="Bench", currency="CNY", timezone=TZ, price=PRICE)
@@ -201,6 +216,7 @@ async def _run(path: Path, period: Any) -> dict[str, Any]:
         "cpu": cpu,
         "stall": max(lags) * 1000,
         "load": loads,
+        "machine_loop_s": machine,
         "issued": issued,
     }
 
@@ -254,6 +270,7 @@ def run() -> dict[str, Any]:
         "runs": [
             {
                 "seconds": round(r["seconds"], 2),
+                "machine_loop_s": round(r["machine_loop_s"], 2),
                 "cpu_seconds": round(r["cpu"], 2),
                 "stall_ms": round(r["stall"], 1),
                 # 1-minute load average: at the start, highest during the run, at the end.
