@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Generator, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from freezegun import freeze_time
+from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from hypothesis import settings
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -22,6 +25,18 @@ from tests.postgres import PostgresCluster, PostgresUnavailable
 settings.register_profile("fixed", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile("explore" if os.environ.get("PM_LONG", "") not in ("", "0") else "fixed")
+
+
+def ticking_clock(start: datetime | None = None) -> Iterator[FrozenDateTimeFactory]:
+    """For a module's ``freezer`` fixture: a frozen clock that keeps ticking from ``start``.
+
+    The plain ``freezer`` stops ``time.monotonic`` too, and a real Modbus
+    client (pymodbus sleeps 0.1 s after connecting) would then wait forever.
+    Moving it (``move_to``/``tick``) still jumps the wall and monotonic clocks.
+    Use it as ``yield from ticking_clock(NOW)``.
+    """
+    with freeze_time(start, tick=True) as frozen:
+        yield frozen
 
 
 @pytest.fixture(autouse=True)

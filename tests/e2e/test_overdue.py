@@ -13,14 +13,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import Event, HomeAssistant, callback
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.prepaid_meter.const import DOMAIN, EVENT_CUT_OFF, EVENT_RECONNECTED
 from devtools.simulator import MeterSimulator
-from tests.conftest import site_entry
+from tests.conftest import site_entry, ticking_clock
 
 #: Monday 2026-09-28 10:00 in Shanghai: outside the weekday-evening friendly hours.
 NOW = datetime(2026, 9, 28, 2, 0, tzinfo=UTC)
@@ -33,9 +32,8 @@ def meter_count() -> int:
 
 @pytest.fixture
 def freezer() -> Generator[FrozenDateTimeFactory]:
-    """A frozen clock that keeps ticking (pymodbus needs a running monotonic clock)."""
-    with freeze_time(NOW, tick=True) as frozen:
-        yield frozen
+    """A ticking clock from NOW (see ``tests.conftest.ticking_clock``)."""
+    yield from ticking_clock(NOW)
 
 
 def supply(hass: HomeAssistant, n: int) -> str:

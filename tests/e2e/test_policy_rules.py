@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
@@ -30,7 +29,7 @@ from custom_components.prepaid_meter.const import (
     EVENT_RECONNECTED,
 )
 from devtools.simulator import MeterSimulator
-from tests.conftest import site_entry
+from tests.conftest import site_entry, ticking_clock
 
 
 @pytest.fixture
@@ -40,14 +39,8 @@ def meter_count() -> int:
 
 @pytest.fixture
 def freezer() -> Generator[FrozenDateTimeFactory]:
-    """``freezer``, but ticking: the clock moves on from where it is put.
-
-    The plain ``freezer`` stops ``time.monotonic`` too, and a real Modbus
-    client (pymodbus sleeps 0.1 s after connecting) would then wait forever.
-    Moving it (``move_to``/``tick``) still jumps the wall and monotonic clocks.
-    """
-    with freeze_time(tick=True) as frozen:
-        yield frozen
+    """A ticking clock from now (see ``tests.conftest.ticking_clock``)."""
+    yield from ticking_clock()
 
 
 def record(hass: HomeAssistant, *types: str) -> list[Event]:

@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import entity_registry as er
@@ -32,7 +31,7 @@ from custom_components.prepaid_meter.const import (
 )
 from custom_components.prepaid_meter.store import receivables
 from devtools.simulator import MeterSimulator
-from tests.conftest import site_entry
+from tests.conftest import site_entry, ticking_clock
 
 #: Monday 2026-09-28 10:00 in Shanghai.
 NOW = datetime(2026, 9, 28, 2, 0, tzinfo=UTC)
@@ -47,9 +46,8 @@ def meter_count() -> int:
 
 @pytest.fixture
 def freezer() -> Generator[FrozenDateTimeFactory]:
-    """A frozen clock that keeps ticking (pymodbus needs a running monotonic clock)."""
-    with freeze_time(NOW, tick=True) as frozen:
-        yield frozen
+    """A ticking clock from NOW (see ``tests.conftest.ticking_clock``)."""
+    yield from ticking_clock(NOW)
 
 
 def postpaid_site(simulator: MeterSimulator, db_url: str, **tenant: Any) -> MockConfigEntry:

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import Event, HomeAssistant, callback
@@ -26,7 +25,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.prepaid_meter.const import DOMAIN, EVENT_ALARM
 from devtools.simulator import MeterSimulator
-from tests.conftest import site_entry
+from tests.conftest import site_entry, ticking_clock
 
 #: A Monday morning; the spike test's history is on the Mondays before.
 NOW = datetime(2026, 9, 28, 2, 20, tzinfo=UTC)
@@ -39,9 +38,8 @@ def meter_count() -> int:
 
 @pytest.fixture
 def freezer() -> Generator[FrozenDateTimeFactory]:
-    """A frozen clock that keeps ticking (see tests/e2e/test_policy_rules.py)."""
-    with freeze_time(NOW, tick=True) as frozen:
-        yield frozen
+    """A ticking clock from NOW (see ``tests.conftest.ticking_clock``)."""
+    yield from ticking_clock(NOW)
 
 
 async def setup(hass: HomeAssistant, entry: MockConfigEntry) -> MockConfigEntry:

@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import ServiceValidationError, Unauthorized
@@ -40,7 +39,7 @@ from custom_components.prepaid_meter.store import ledger, tenant_access
 from custom_components.prepaid_meter.store.models import TenantSecret
 from custom_components.prepaid_meter.tenant_page import ACCESS_KEY, MAX_FAILURES
 from devtools.simulator import MeterSimulator
-from tests.conftest import site_entry
+from tests.conftest import site_entry, ticking_clock
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -50,9 +49,8 @@ REQUEST_LOGGERS = {"aiohttp.access", "homeassistant.helpers.http"}
 
 @pytest.fixture
 def freezer() -> Generator[FrozenDateTimeFactory]:
-    """A ticking clock that a test can move (a stopped one hangs the Modbus client)."""
-    with freeze_time(tick=True) as frozen:
-        yield frozen
+    """A ticking clock from now (see ``tests.conftest.ticking_clock``)."""
+    yield from ticking_clock()
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.prepaid_meter.const import DOMAIN, PAYMENT_METHODS
-from tests.reliability.conftest import long_run, picture, size, sound
+from tests.reliability.conftest import picture, size, sound
 
 EXAMPLES = size(25, 700, "PM_FUZZ_EXAMPLES")
 STRINGS = Path(__file__).parents[2] / "custom_components" / DOMAIN / "strings.json"
@@ -278,9 +278,6 @@ async def test_fuzz_action(
         max_examples=EXAMPLES,
         deadline=None,
         database=None,
-        # CI's short run tries the same examples every time (a red CI blocks
-        # everything); the long run (`scripts/test-long`) explores anew.
-        derandomize=not long_run(),
         suppress_health_check=list(HealthCheck),
     )
     @given(data=ACTIONS[action])

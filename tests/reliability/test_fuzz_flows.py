@@ -35,7 +35,7 @@ from custom_components.prepaid_meter.config_flow import building
 from custom_components.prepaid_meter.const import DOMAIN
 from devtools.simulator import MeterSimulator, SimulatedMeter
 from devtools.site import site_entry
-from tests.reliability.conftest import long_run, picture, size
+from tests.reliability.conftest import picture, size
 from tests.reliability.test_fuzz_actions import (
     AMOUNTS,
     NON_TEXT,
@@ -567,9 +567,6 @@ async def test_fuzz_form(
         max_examples=EXAMPLES,
         deadline=None,
         database=None,
-        # CI's short run tries the same examples every time (a red CI blocks
-        # everything); the long run (`scripts/test-long`) explores anew.
-        derandomize=not long_run(),
         suppress_health_check=list(HealthCheck),
     )
     @given(inputs=st.tuples(*steps))

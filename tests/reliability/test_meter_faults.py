@@ -38,7 +38,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import Event, HomeAssistant, callback
@@ -47,7 +46,7 @@ from homeassistant.helpers import issue_registry as ir
 from custom_components.prepaid_meter.const import DOMAIN, EVENT_ALARM
 from custom_components.prepaid_meter.store import ledger
 from devtools.simulator import MeterSimulator
-from tests.conftest import site_entry
+from tests.conftest import site_entry, ticking_clock
 from tests.reliability.conftest import SHORT_SEED, long_run, size, sound
 
 STEPS = size(40, 600, "PM_FAULT_STEPS")
@@ -67,9 +66,8 @@ def meter_count() -> int:
 
 @pytest.fixture
 def freezer() -> Generator[FrozenDateTimeFactory]:
-    """A frozen clock that keeps ticking (pymodbus needs a clock that moves)."""
-    with freeze_time(NOW, tick=True) as frozen:
-        yield frozen
+    """A ticking clock from NOW (see ``tests.conftest.ticking_clock``)."""
+    yield from ticking_clock(NOW)
 
 
 @dataclass

@@ -29,7 +29,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
@@ -38,6 +37,7 @@ from homeassistant.util import dt as dt_util
 from custom_components.prepaid_meter.const import DOMAIN
 from devtools.simulator import MeterSimulator
 from devtools.site import site_entry
+from tests.conftest import ticking_clock
 from tests.reliability.conftest import SHORT_SEED, long_run, size, sound
 
 ROUNDS = size(12, 60, "PM_RESTART_ROUNDS")
@@ -69,9 +69,8 @@ TIERED: dict[str, Any] = {
 
 @pytest.fixture
 def freezer() -> Generator[FrozenDateTimeFactory]:
-    """A frozen clock that keeps ticking (pymodbus needs a clock that moves)."""
-    with freeze_time(START, tick=True) as frozen:
-        yield frozen
+    """A ticking clock from START (see ``tests.conftest.ticking_clock``)."""
+    yield from ticking_clock(START)
 
 
 def tiered_cost(kwh: Decimal) -> Decimal:
