@@ -13,10 +13,15 @@ from custom_components.prepaid_meter.store.store import init_schema, make_engine
 
 from .conftest import SITE
 
-OLD = {"pm_reading": "ix_pm_reading_meter", "pm_posting": "ix_pm_posting_account"}
+OLD = {
+    "pm_reading": "ix_pm_reading_meter",
+    "pm_posting": "ix_pm_posting_account",
+    "pm_entry": "ix_pm_entry_site_tenant",
+}
 NEW = {
     "pm_reading": ("ix_pm_reading_meter_value", ["site", "meter", "taken_at", "value"]),
     "pm_posting": ("ix_pm_posting_account_entry", ["account_id", "entry_id", "amount"]),
+    "pm_entry": ("ix_pm_entry_site_tenant_kind", ["site", "tenant", "kind", "created_at"]),
 }
 
 
@@ -32,16 +37,18 @@ def _as_version_6(engine: Engine) -> None:
             c.exec_driver_sql(f"DROP INDEX {name}")
         c.exec_driver_sql("CREATE INDEX ix_pm_reading_meter ON pm_reading (site, meter, taken_at)")
         c.exec_driver_sql("CREATE INDEX ix_pm_posting_account ON pm_posting (account_id)")
+        c.exec_driver_sql("CREATE INDEX ix_pm_entry_site_tenant ON pm_entry (site, tenant)")
         c.execute(text("UPDATE pm_schema SET version = 6"))
 
 
 @pytest.mark.parametrize("any_db_url", ["sqlite", "postgresql"], indirect=True)
-def test_version_6_gets_the_covering_indexes_in_place_of_their_prefixes(any_db_url: str) -> None:
+def test_version_6_gets_the_bill_run_indexes_in_place_of_their_prefixes(any_db_url: str) -> None:
     engine = make_engine(any_db_url)
     try:
         init_schema(engine)
         _as_version_6(engine)
         assert "ix_pm_reading_meter" in _indexes(engine, "pm_reading")
+        assert "ix_pm_entry_site_tenant" in _indexes(engine, "pm_entry")
         assert init_schema(engine) == 6
         for table, (name, columns) in NEW.items():
             found = _indexes(engine, table)
@@ -66,9 +73,22 @@ def test_readings_and_wallet_of_a_bill_are_read_from_the_indexes_alone(any_db_ur
                 "wallet": c.exec_driver_sql(
                     "EXPLAIN QUERY PLAN " + wallet, (at, SITE, wallet_code("t1"), at)
                 ).all(),
+                "shares": c.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN " + bills._WALLET_SHARES,
+                    (SITE, "t1", at, at, SITE, wallet_code("t1")),
+                ).all(),
             }
         details = {name: " | ".join(row[-1] for row in rows) for name, rows in plans.items()}
         assert "COVERING INDEX ix_pm_reading_meter_value" in details["readings"], details
         assert "COVERING INDEX ix_pm_posting_account_entry" in details["wallet"], details
+        # The period's shares: a range of the tenant's entries of two kinds, then
+        # each one's wallet posting (not a pass over the wallet's every charge).
+        assert (
+            "INDEX ix_pm_entry_site_tenant_kind (site=? AND tenant=? AND kind=?"
+            in (details["shares"])
+        ), details
+        assert "ix_pm_posting_account_entry (account_id=? AND entry_id=?)" in (details["shares"]), (
+            details
+        )
     finally:
         engine.dispose()

@@ -172,12 +172,16 @@ _WALLET = (
 )
 # Each share posted in the period, with its reference and memo (how it was
 # found, written by the sharing run). A query of its own: carrying them in the
-# sums' pass costs more than a second pass over the wallet's postings.
+# sums' pass costs more than this one. A share's entry names the tenant whose
+# wallet it debits (`sharing.post_shares` is their only writer), so the shares
+# are one range of the entries' (site, tenant, kind, created_at) index, not a
+# pass over the wallet's month of charges.
 _WALLET_SHARES = (
     "SELECT e.id, e.kind, p.amount, e.reference, e.memo"
-    " FROM pm_posting p JOIN pm_entry e ON e.id = p.entry_id"
-    " WHERE p.account_id = (SELECT id FROM pm_account WHERE site = ? AND code = ?)"
-    " AND e.kind IN ('shared', 'loss') AND e.created_at > ? AND e.created_at <= ?"
+    " FROM pm_entry e JOIN pm_posting p ON p.entry_id = e.id"
+    " WHERE e.site = ? AND e.tenant = ? AND e.kind IN ('shared', 'loss')"
+    " AND e.created_at > ? AND e.created_at <= ?"
+    " AND p.account_id = (SELECT id FROM pm_account WHERE site = ? AND code = ?)"
     " ORDER BY e.id"
 )
 #: Wallet movements that pay for supply: energy charges and the shares of
@@ -298,7 +302,7 @@ def wallet_movements(
             else:
                 adjustments += amount
         for entry, kind, value, reference, memo in _raw(
-            session, _WALLET_SHARES, site, code, start, end
+            session, _WALLET_SHARES, site, tenant, start, end, site, code
         ):
             parts = str(reference or "").split(":")
             rule = parts[1] if len(parts) >= 4 and parts[0] == "share" else ""

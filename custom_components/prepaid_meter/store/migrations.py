@@ -116,6 +116,20 @@ def _to_v7(conn: Connection) -> None:
     conn.exec_driver_sql("DROP INDEX IF EXISTS ix_pm_posting_account")
 
 
+def _to_v8(conn: Connection) -> None:
+    """A tenant's entries by kind and time: a bill's shares without a pass over its wallet.
+
+    Replaces the (site, tenant) index, a prefix of it. Building it reads the
+    entries once (a few seconds for a month of 15-minute charges of 1,000
+    meters).
+    """
+    conn.exec_driver_sql(
+        "CREATE INDEX IF NOT EXISTS ix_pm_entry_site_tenant_kind"
+        " ON pm_entry (site, tenant, kind, created_at)"
+    )
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_pm_entry_site_tenant")
+
+
 #: MIGRATIONS[n] upgrades a version n-1 database to version n.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _to_v2,
@@ -124,6 +138,7 @@ MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     5: _to_v5,
     6: _to_v6,
     7: _to_v7,
+    8: _to_v8,
 }
 
 

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeEngine
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
@@ -259,7 +259,9 @@ class JournalEntry(Base):
     __tablename__ = "pm_entry"
     __table_args__ = (
         UniqueConstraint("site", "reference"),
-        Index("ix_pm_entry_site_tenant", "site", "tenant"),
+        # A tenant's entries of one kind in a period (the shares a bill lists)
+        # are one range of this index; its (site, tenant) prefix serves the rest.
+        Index("ix_pm_entry_site_tenant_kind", "site", "tenant", "kind", "created_at"),
         Index("ix_pm_entry_site_created", "site", "created_at"),
     )
 
