@@ -197,9 +197,7 @@ def _raw(session: Session, sql: str, *params: object) -> list[tuple[Any, ...]]:
     conn = session.connection()
     sqlite = conn.dialect.name == "sqlite"
     args = [
-        (p.astimezone(UTC).strftime(_SQLITE_TIME) if sqlite else p.astimezone(UTC))
-        if isinstance(p, datetime)
-        else p
+        (_sqlite_time(p) if sqlite else p.astimezone(UTC)) if isinstance(p, datetime) else p
         for p in params
     ]
     if conn.dialect.paramstyle != "qmark":
@@ -210,6 +208,12 @@ def _raw(session: Session, sql: str, *params: object) -> list[tuple[Any, ...]]:
         return list(cursor.fetchall())
     finally:
         cursor.close()
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_time(at: datetime) -> str:
+    """An instant as SQLite stores it (a bill run asks for the same few, every tenant)."""
+    return at.astimezone(UTC).strftime(_SQLITE_TIME)
 
 
 def _time(value: datetime | str) -> datetime:
@@ -243,13 +247,7 @@ def _history(
     counted on its own, so one meter's counter falling (a swap) takes nothing
     from another's.
     """
-    zone = as_zone(tz)
-    local = end.astimezone(zone)
-    last = local.year * 12 + local.month - 1
-    starts = [
-        local_midnight(date(i // 12, i % 12 + 1, 1), zone) for i in range(last - 12, last + 1)
-    ]
-    bounds = [b for b in starts if b < end] + [end]
+    bounds, keys = _history_buckets(end, tz)
     used = [ZERO] * (len(bounds) - 1)
     sql = _readings_at(len(bounds))
     for meter in meters:
@@ -262,7 +260,20 @@ def _history(
         for k, (a, b) in enumerate(pairwise(counters)):
             if a is not None and b is not None and b > a:
                 used[k] += b - a
-    return [(month_key(a, tz), u) for a, u in zip(bounds[:-1], used, strict=True)][-12:]
+    return list(zip(keys, used, strict=True))[-12:]
+
+
+@functools.lru_cache(maxsize=8)
+def _history_buckets(end: datetime, tz: str) -> tuple[tuple[datetime, ...], tuple[str, ...]]:
+    """The bounds of `_history`'s months up to ``end`` and each one's month (one run: one end)."""
+    zone = as_zone(tz)
+    local = end.astimezone(zone)
+    last = local.year * 12 + local.month - 1
+    starts = [
+        local_midnight(date(i // 12, i % 12 + 1, 1), zone) for i in range(last - 12, last + 1)
+    ]
+    bounds = (*(b for b in starts if b < end), end)
+    return bounds, tuple(month_key(a, tz) for a in bounds[:-1])
 
 
 def wallet_movements(
