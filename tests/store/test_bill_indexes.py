@@ -64,14 +64,13 @@ def test_readings_and_wallet_of_a_bill_are_read_from_the_indexes_alone(any_db_ur
     try:
         init_schema(engine)
         at = datetime(2025, 5, 1, tzinfo=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        wallet = bills._WALLET.format(agg="group_concat(p.amount, '|')")
         with engine.connect() as c:
             plans = {
                 "readings": c.exec_driver_sql(
                     "EXPLAIN QUERY PLAN " + bills._READINGS_SQLITE, (SITE, "m1", at, at)
                 ).all(),
                 "wallet": c.exec_driver_sql(
-                    "EXPLAIN QUERY PLAN " + wallet, (at, SITE, wallet_code("t1"), at)
+                    "EXPLAIN QUERY PLAN " + bills._WALLET_SQLITE, (at, SITE, wallet_code("t1"), at)
                 ).all(),
                 "shares": c.exec_driver_sql(
                     "EXPLAIN QUERY PLAN " + bills._WALLET_SHARES,

@@ -21,7 +21,7 @@ from custom_components.prepaid_meter.engine.calendars import billing_period
 from custom_components.prepaid_meter.engine.rating import UsageSeries
 from custom_components.prepaid_meter.store import bills, ledger, sharing
 from custom_components.prepaid_meter.store.ledger import LedgerError, MeterCharge
-from custom_components.prepaid_meter.store.models import Bill, JournalEntry
+from custom_components.prepaid_meter.store.models import Account, Bill, JournalEntry, Posting
 
 from .conftest import SITE, assert_sound
 
@@ -238,6 +238,51 @@ def test_shares_posted_in_the_period_are_lines_and_deducted(
         assert sum(D(ln["amount"]) for ln in doc["lines"]) == issued.total
         assert doc["matches_deducted"] is True
         assert_sound(session)
+
+
+def test_wallet_movements_sort_every_kind_before_and_in_the_period(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Opening, top-ups, deductions, refunds and adjustments, against the postings summed here."""
+    with sessions() as session:
+        charge_month(session)  # a top-up and charges before May, in May and after it
+        before, during = MAY.start - timedelta(hours=6), MAY.start + timedelta(days=5)
+        ledger.adjust_balance(session, site=SITE, tenant="t1", amount=D("0.5"),
+                              reason="goodwill", reference="a1", at=before)  # fmt: skip
+        ledger.top_up(session, site=SITE, tenant="t1", amount=D("20.05"), method="cash",
+                      reference="r2", at=during)  # fmt: skip
+        ledger.refund(session, site=SITE, tenant="t1", amount=D("5"), method="cash",
+                      reference="f1", at=during)  # fmt: skip
+        ledger.adjust_balance(session, site=SITE, tenant="t1", amount=D("-1.25"),
+                              reason="meter test", reference="a2", at=during)  # fmt: skip
+        goodwill = session.scalars(select(JournalEntry).where(JournalEntry.reference == "a1")).one()
+        ledger.reverse_entry(session, SITE, goodwill.id, at=during, reason="in error", actor=None)
+        sharing.post_shares(session, site=SITE, shares=[
+            sharing.SharePosting(tenant="t1", kind="shared", amount=D("4.80"),
+                                 reference=f"share:lobby:{during.isoformat()}:t1", at=during),
+        ])  # fmt: skip
+        # The oracle: every posting of the wallet, read through the ORM and summed here.
+        rows = session.execute(
+            select(JournalEntry.kind, JournalEntry.created_at, Posting.amount)
+            .join(Posting, Posting.entry_id == JournalEntry.id)
+            .join(Account, Account.id == Posting.account_id)
+            .where(Account.site == SITE, Account.code == ledger.wallet_code("t1"))
+        ).all()
+        sums: dict[str, D] = {}
+        for kind, at, amount in rows:
+            at = at if at.tzinfo else at.replace(tzinfo=UTC)
+            key = "opening" if at <= MAY.start else ("" if at > MAY.end else kind)
+            sums[key] = sums.get(key, D(0)) + amount
+        moved, fees = bills.wallet_movements(session, SITE, "t1", MAY.start, MAY.end)
+        assert moved.opening == sums["opening"]
+        assert moved.top_ups == sums["top_up"] == D("20.05")
+        assert moved.deducted == -(sums["charge"] + sums["shared"])
+        assert moved.refunds == -sums["refund"] == D("5")
+        assert moved.adjustments == sums["adjustment"] + sums["reversal"] == D("-1.75")
+        assert moved.closing == sums["opening"] + sum(
+            (v for k, v in sums.items() if k not in ("opening", "")), D(0)
+        )
+        assert [(f.section, f.amount) for f in fees] == [("shared", D("4.80"))]
 
 
 @given(

@@ -163,12 +163,25 @@ _READINGS_SQLITE = (
     " AND taken_at > ? AND taken_at <= ? ORDER BY taken_at)"
 )
 # Wallet movements by kind, before or after the start: exact sums in SQL on
-# PostgreSQL (NUMERIC), the exact texts joined on SQLite and summed here.
+# PostgreSQL (NUMERIC).
 _WALLET = (
-    "SELECT e.kind, CASE WHEN e.created_at <= ? THEN 1 ELSE 0 END, {agg}"
+    "SELECT e.kind, CASE WHEN e.created_at <= ? THEN 1 ELSE 0 END, SUM(p.amount)"
     " FROM pm_posting p JOIN pm_entry e ON e.id = p.entry_id"
     " WHERE p.account_id = (SELECT id FROM pm_account WHERE site = ? AND code = ?)"
     " AND e.created_at <= ? GROUP BY 1, 2"
+)
+# On SQLite the exact texts, joined, to be summed here, in one pass without a
+# sort (grouping by kind sorted the wallet's every posting): those before the
+# start (the opening balance), the period's energy charges (nearly all of the
+# rest), and the period's other movements as "kind amount" (a kind is a word).
+_WALLET_SQLITE = (
+    "SELECT group_concat(CASE WHEN e.created_at <= ?1 THEN p.amount END, '|'),"
+    " group_concat(CASE WHEN e.created_at > ?1 AND e.kind = 'charge' THEN p.amount END, '|'),"
+    " group_concat(CASE WHEN e.created_at > ?1 AND e.kind != 'charge'"
+    " THEN e.kind || ' ' || p.amount END, '|')"
+    " FROM pm_posting p JOIN pm_entry e ON e.id = p.entry_id"
+    " WHERE p.account_id = (SELECT id FROM pm_account WHERE site = ?2 AND code = ?3)"
+    " AND e.created_at <= ?4"
 )
 # Each share posted in the period, with its reference and memo (how it was
 # found, written by the sharing run). A query of its own: carrying them in the
@@ -287,10 +300,12 @@ def wallet_movements(
     labelled with how the share was found (the explanation the sharing run
     posted with it); a pool shared daily says how many shares it adds up.
     """
-    sqlite = session.get_bind().dialect.name == "sqlite"
-    sql = _WALLET.format(agg="group_concat(p.amount, '|')" if sqlite else "SUM(p.amount)")
     code = wallet_code(tenant)
-    rows = _raw(session, sql, start, site, code, end)
+    rows: list[tuple[Any, ...]]
+    if session.get_bind().dialect.name == "sqlite":
+        rows = _wallet_rows(_raw(session, _WALLET_SQLITE, start, site, code, end)[0])
+    else:
+        rows = _raw(session, _WALLET, start, site, code, end)
     opening = top_ups = deducted = refunds = adjustments = ZERO
     pools: dict[tuple[str, str], list[Any]] = {}
     with localcontext(prec=EXACT_PRECISION):
@@ -336,6 +351,23 @@ def wallet_movements(
         closing=closing,
     )
     return movements, fees
+
+
+def _wallet_rows(joined: tuple[str | None, str | None, str | None]) -> list[tuple[Any, ...]]:
+    """`_WALLET_SQLITE`'s three joined texts as `_WALLET`'s rows: (kind, before, amounts)."""
+    before, charges, others = joined
+    rows: list[tuple[Any, ...]] = []
+    if before is not None:
+        rows.append(("", 1, before))  # the opening balance: every kind counts alike
+    if charges is not None:
+        rows.append(("charge", 0, charges))
+    if others is not None:
+        kinds: dict[str, list[str]] = {}
+        for item in others.split("|"):
+            kind, _, amount = item.partition(" ")
+            kinds.setdefault(kind, []).append(amount)
+        rows.extend((kind, 0, "|".join(amounts)) for kind, amounts in kinds.items())
+    return rows
 
 
 def gather(
