@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal, localcontext
 from itertools import pairwise
 
 import pytest
@@ -43,6 +43,18 @@ def test_dst_days_have_23_or_25_hours(tz: str, day: date, hours: int) -> None:
 def test_part_of_a_25_hour_day_counts_by_its_real_length() -> None:
     start, _end = day_bounds(date(2024, 10, 27), LONDON)
     assert local_days(start, start + timedelta(hours=5), LONDON) == Decimal(5) / Decimal(25)
+
+
+def test_a_part_day_is_divided_in_the_callers_precision_every_time() -> None:
+    """The answers are remembered per precision and rounding, so each caller gets its own."""
+    start, _end = day_bounds(date(2024, 6, 1), LONDON)
+    hour = start + timedelta(hours=1)
+    for _ in range(2):
+        with localcontext(prec=4, rounding=ROUND_DOWN):
+            assert local_days(start, hour, LONDON) == Decimal("0.04166")
+        with localcontext(prec=60):
+            assert local_days(start, hour, LONDON) == Decimal(1) / Decimal(24)
+            assert len(local_days(start, hour, LONDON).as_tuple().digits) == 60
 
 
 @pytest.mark.parametrize(

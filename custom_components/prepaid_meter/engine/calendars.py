@@ -7,9 +7,10 @@ so days of 23 and 25 hours at daylight-saving changes count as one day each.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import Decimal, getcontext, localcontext
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ZERO = Decimal(0)
@@ -73,8 +74,23 @@ def local_days(start: datetime, end: datetime, tz: str | ZoneInfo) -> Decimal:
     """How many local days ``[start, end)`` covers; a part day counts by its share of that day.
 
     A whole day is exactly 1 whatever its length (23, 24 or 25 hours), which is
-    how a per-day standing charge is billed.
+    how a per-day standing charge is billed. A part day's share is divided out
+    in the caller's decimal precision and rounding. The answers are remembered:
+    a bill run asks for the same period's days for every tenant.
     """
+    context = getcontext()
+    return _local_days(start, end, tz, context.prec, context.rounding)
+
+
+@functools.lru_cache(maxsize=256)
+def _local_days(
+    start: datetime, end: datetime, tz: str | ZoneInfo, prec: int, rounding: str
+) -> Decimal:
+    with localcontext(prec=prec, rounding=rounding):
+        return _count_days(start, end, tz)
+
+
+def _count_days(start: datetime, end: datetime, tz: str | ZoneInfo) -> Decimal:
     start, end = utc(start), utc(end)
     if end <= start:
         return ZERO
