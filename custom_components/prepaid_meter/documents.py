@@ -201,6 +201,9 @@ def _default_env() -> Environment:
             autoescape=select_autoescape(["j2", "html"], default=True),
             trim_blocks=True,
             lstrip_blocks=True,
+            # The template ships with the integration and changes only with it:
+            # compiled once, not checked on disk again at every bill of a run.
+            auto_reload=False,
         )
     )
 
