@@ -11,7 +11,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from custom_components.prepaid_meter.engine.calendars import billing_period
 from custom_components.prepaid_meter.store import ledger
 from custom_components.prepaid_meter.store.models import MeterReading
-from custom_components.prepaid_meter.store.period_charges import occupied, tenancy_start
+from custom_components.prepaid_meter.store.period_charges import (
+    occupied,
+    tenancy_start,
+    tenancy_starts,
+)
 
 from .conftest import SITE
 
@@ -78,3 +82,25 @@ def test_a_known_move_in_day_opens_the_account_then(sessions: sessionmaker[Sessi
                          tenants=[("t2", "Shop 2", ())], at=later,
                          opened={"t2": MARCH.start})  # fmt: skip
         assert tenancy_start(session, SITE, "t2") == OPENED
+
+
+def test_a_chunk_of_tenancies_is_read_as_each_one_alone(sessions: sessionmaker[Session]) -> None:
+    """`tenancy_starts` (a bill run's chunk) gives what `tenancy_start` gives for each tenant."""
+    moved_in = datetime(2026, 3, 1, 16, 0, tzinfo=UTC)
+    early = datetime(2026, 2, 20, tzinfo=UTC)
+    with sessions() as session:
+        ledger.sync_site(session, site=SITE, name="Mall", currency="CNY",
+                         meters=[("m1", "Shop 1", 1, "simulator"),
+                                 ("m2", "Shop 2", 2, "simulator")],
+                         tenants=[("t1", "Shop 1", ("m1",)), ("t2", "Shop 2", ("m2",)),
+                                  ("t3", "Shop 3", ())],
+                         at=OPENED, opened={"t1": moved_in})  # fmt: skip
+        session.add(
+            MeterReading(site=SITE, meter="m2", taken_at=early, value=Decimal(5), source="import")
+        )
+        session.commit()
+        wanted = ["t3", "t1", "nobody", "t2", "t1"]
+        starts = tenancy_starts(session, SITE, wanted)
+        assert starts == {t: tenancy_start(session, SITE, t) for t in wanted}
+        assert starts == {"t3": OPENED, "t1": moved_in, "nobody": None, "t2": early}
+        assert list(starts) == ["t3", "t1", "nobody", "t2"]

@@ -21,7 +21,7 @@ import gc
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, localcontext
@@ -60,7 +60,14 @@ from .ledger import (
 )
 from .models import Bill as BillRow
 from .models import BillFile, TariffVersion
-from .period_charges import energy_only, occupied, owed, settle_period
+from .period_charges import (
+    energy_only,
+    occupied,
+    occupied_from,
+    owed,
+    settle_period,
+    tenancy_starts,
+)
 from .tariffs import parsed_tariff, stored_tariff
 
 #: How far back a bill may be recalculated.
@@ -382,16 +389,22 @@ def gather(
     issued_at: datetime,
     replaces_total: Decimal | None = None,
     settle: bool = False,
+    tenancy: Mapping[str, datetime | None] | None = None,
 ) -> Bill:
     """Everything a tenant's bill for the period needs, rated and assembled.
 
     ``settle``: first charge the wallet the period's standing, demand and
     minimum charges it was not charged yet (`period_charges.settle_period`).
+    ``tenancy``: when tenancies began (`period_charges.tenancy_starts`), if
+    already read for a chunk of tenants.
     """
     meters, usage = tenant_period_usage(session, spec.site, tenant.meters, period, tariff)
     year_use = tier_use_before(session, spec.site, tenant.meters, tariff, period.start)
     # Standing, capacity and minimum charges from the tenant's occupancy on.
-    part = occupied(session, spec.site, tenant.id, period, tariff.zone)
+    if tenancy is not None and tenant.id in tenancy:
+        part = occupied_from(tenancy[tenant.id], period, tariff.zone)
+    else:
+        part = occupied(session, spec.site, tenant.id, period, tariff.zone)
     rated = rate_period(tariff, part or period, usage, tier_use=year_use)
     charges = rated.charges if part is not None else energy_only(rated.charges)
     if settle and owed(charges) and tenant.id not in closed_tenants(session, spec.site):
@@ -773,6 +786,7 @@ def issue_bills(
     tariffs: dict[str | None, Tariff] = {}
     seq = _next_seq(session, spec.site)
     latest = _latest_bills(session, spec.site, tenants, periods)
+    tenancy = tenancy_starts(session, spec.site, [t.id for t in tenants])
     stored: dict[tuple[str, datetime], int] = {}  # a bill of this call, by its index in `new`
     new: list[tuple[dict[str, Any], dict[str, Any], bytes | None]] = []
     plan: list[IssuedBill | tuple[int, bool]] = []  # an earlier bill, or (index, duplicate)
@@ -792,7 +806,7 @@ def issue_bills(
                 tariffs[tenant.tariff] = tariff or site_tariff(session, spec, tenant.tariff)
             bill = gather(session, spec, tenant, period, tariffs[tenant.tariff],
                           number=bill_number(seq), revision=1, issued_at=issued_at,
-                          settle=True)  # fmt: skip
+                          settle=True, tenancy=tenancy)  # fmt: skip
             document = bill.to_dict()
             values = _bill_values(spec, bill, document, seq)
             stored[key] = len(new)

@@ -70,6 +70,31 @@ def tenancy_start(session: Session, site: str, tenant: str) -> datetime | None:
     return min(times) if times else None
 
 
+# The same for a chunk of a bill run's tenants at once.
+_TENANCY_STARTS = select(
+    Tenant.id,
+    Tenant.opened_at,
+    select(func.min(_FIRST_READING))
+    .where(Assignment.site == Tenant.site, Assignment.tenant == Tenant.id)
+    .correlate(Tenant)
+    .scalar_subquery(),
+).where(Tenant.site == bindparam("site"), Tenant.id.in_(bindparam("tenants", expanding=True)))
+
+
+def tenancy_starts(
+    session: Session, site: str, tenants: Iterable[str]
+) -> dict[str, datetime | None]:
+    """`tenancy_start` of each of the tenants, in one statement for all of them."""
+    wanted = list(dict.fromkeys(tenants))
+    found: dict[str, datetime | None] = {}
+    rows = session.connection().execute(_TENANCY_STARTS, {"site": site, "tenants": wanted})
+    for tenant, *row in rows:
+        times = [t for t in row if t is not None]
+        found[tenant] = min(times) if times else None
+    # One the store has no tenant row for is asked on its own (its meters may have readings).
+    return {t: found[t] if t in found else tenancy_start(session, site, t) for t in wanted}
+
+
 def occupied(
     session: Session, site: str, tenant: str, period: BillingPeriod, zone: ZoneInfo
 ) -> BillingPeriod | None:
@@ -80,7 +105,13 @@ def occupied(
     mid-period, is not charged for the days before. The move-in day counts whole
     (local midnight in ``zone``, the tariff's): standing charges are daily.
     """
-    start = tenancy_start(session, site, tenant)
+    return occupied_from(tenancy_start(session, site, tenant), period, zone)
+
+
+def occupied_from(
+    start: datetime | None, period: BillingPeriod, zone: ZoneInfo
+) -> BillingPeriod | None:
+    """`occupied` for a tenancy that began at ``start`` (None: not known, the whole period)."""
     if start is not None:
         start = local_midnight(start.astimezone(zone).date(), zone)
     if start is None or start <= period.start:
