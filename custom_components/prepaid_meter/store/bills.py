@@ -606,10 +606,12 @@ def _scaled(text: str) -> tuple[list[int], int] | None:
     places = 0
     if "." in text:
         points = list(map(str.find, values, repeat(".")))
-        if -1 in points:  # whole numbers among them: give them a point too
-            values = [v if p >= 0 else v + "." for v, p in zip(values, points, strict=True)]
-            points = list(map(str.find, values, repeat(".")))
         after = list(map(sub, map(len, values), points))  # places + 1
+        i = -1
+        with contextlib.suppress(ValueError):  # no more of them
+            while True:  # a whole number (no point, a few in a month): no places
+                i = points.index(-1, i + 1)
+                after[i] = 1
         top = max(after)
         if top > len(_ZEROS):
             return None
