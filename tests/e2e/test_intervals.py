@@ -171,14 +171,28 @@ async def test_pending_use_is_charged_after_a_restart(
     start = kwh(simulator)
     simulator.advance(3600)
     await poll(hass, entry)
+    read_at = entry.runtime_data.coordinator._unstored[1]
     assert len((await stored(entry))[0]) == 1
 
-    # Home Assistant restarts inside the interval: the pending use was never
-    # stored, the cursor is where it was, and the first poll (at start-up) charges it all.
+    # Home Assistant restarts inside the interval: the use read so far is
+    # stored as the entry unloads, at the time it was read.
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     readings, balance = await stored(entry)
-    assert len(readings) == 2
+    assert readings[-1] == (read_at, kwh(simulator))
+    assert balance == -(kwh(simulator) - start) * PRICE
+
+    # Had it not been stored (the database away at the stop), the cursor is
+    # where it was, and the first poll at start-up charges it all.
+    simulator.advance(3600)
+    await poll(hass, entry)
+    coordinator = entry.runtime_data.coordinator
+    coordinator._unstored = None
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    readings, balance = await stored(entry)
+    assert readings[-1][1] == kwh(simulator)
+    assert balance == -(kwh(simulator) - start) * PRICE, "nothing lost, nothing twice"
     assert readings[-1][1] == kwh(simulator)
     assert balance == -(kwh(simulator) - start) * PRICE
     assert shown(hass, "sensor.shop_01_balance") == round_money(balance, "CNY")
