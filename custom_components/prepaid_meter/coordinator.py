@@ -799,6 +799,10 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         for tenant_id, state in self.data.tenants.items():
             state.balance = balances.get(tenant_id, ZERO) - pending.get(tenant_id, ZERO)
 
+    def pending_charge(self, tenant_id: str) -> Decimal:
+        """What the use read since the tenant's last stored interval would charge (not posted)."""
+        return self._pending.get(tenant_id, ZERO)
+
     def _set_pending(self, pending: dict[str, Decimal]) -> None:
         self._pending = pending
         self._set_balances(self._ledger_balances)

@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from custom_components.prepaid_meter.const import DOMAIN
+from custom_components.prepaid_meter.diagnostics import async_get_config_entry_diagnostics
 from custom_components.prepaid_meter.engine.money import round_money
 from custom_components.prepaid_meter.store import ledger
 from custom_components.prepaid_meter.store.models import MeterReading
@@ -130,6 +131,8 @@ async def test_use_is_pending_within_an_interval_and_stored_at_the_next(
     assert len(readings) == 1
     assert balance == Decimal("100.00"), "no charge posted inside the interval"
     assert shown(hass, "sensor.shop_01_total_cost") == 0, "costs follow the stored charges"
+    diagnostics = await async_get_config_entry_diagnostics(hass, entry)
+    assert diagnostics["tenants"]["t1"]["pending_charge"] == str(pending)
 
     # The first poll after 10:15 stores the reading and posts the whole use, once.
     await move_to(hass, freezer, NOW + timedelta(minutes=14, seconds=5))
