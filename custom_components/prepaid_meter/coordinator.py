@@ -88,7 +88,7 @@ from .meters.modbus import BusConfig, MeterIOError, ModbusBus
 from .meters.reader import MeterReader, MeterSample, RelayMismatch
 from .receivables_runner import ReceivablesMonitor
 from .store import Store, ledger, period_charges, policy_state
-from .store.ledger import BalanceCache, MeterCharge, TopUpResult
+from .store.ledger import BalanceCache, MeterCharge
 from .store.period_charges import has_period_charges
 from .store.receivables import Evaluation
 from .store.tariffs import TariffVersionChanged, sync_tariffs
@@ -784,14 +784,6 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         ledger.charge_meters(session, self.site_id, charges)
         return self._balances.refresh(session, self.site_id)
 
-    def _top_up_and_balance(
-        self, session: Session, /, **kwargs: Any
-    ) -> tuple[TopUpResult, dict[str, Decimal], Evaluation | None]:
-        result = ledger.top_up(session, site=self.site_id, **kwargs)
-        balances = self._balances.refresh(session, self.site_id)
-        owed = self.receivables.evaluate(session, kwargs["at"], changed={kwargs["tenant"]})
-        return result, balances, owed
-
     def _set_balances(self, balances: dict[str, Decimal]) -> None:
         """The wallets' ledger balances, less what pending use would charge, as shown."""
         self._ledger_balances = balances
@@ -806,28 +798,6 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
     def _set_pending(self, pending: dict[str, Decimal]) -> None:
         self._pending = pending
         self._set_balances(self._ledger_balances)
-
-    async def async_top_up(
-        self, tenant_id: str, amount: Decimal, method: str, reference: str, memo: str
-    ) -> TopUpResult:
-        """Credit a wallet and reconnect at once if the balance allows it."""
-        async with self._lock:
-            now = dt_util.utcnow()
-            result, balances, owed = await self.store.run(
-                self._top_up_and_balance,
-                tenant=tenant_id,
-                amount=amount,
-                method=method,
-                reference=reference,
-                at=now,
-                memo=memo,
-            )
-            self._set_balances(balances)
-            self.receivables.apply(owed, now)
-            tenant = self.site.tenant_by_id[tenant_id]
-            await self._apply_policy(tenant, credited=not result.duplicate)
-        self.async_update_listeners()
-        return result
 
     async def async_ledger_write[**P, R](
         self, fn: Callable[Concatenate[Session, P], R], *args: P.args, **kwargs: P.kwargs
