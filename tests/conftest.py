@@ -16,6 +16,7 @@ from homeassistant.core import HomeAssistant
 from hypothesis import settings
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.prepaid_meter.const import CONF_INTERVAL
 from devtools.simulator import MeterSimulator, SimulatedMeter
 from devtools.site import site_entry as build_site_entry
 from tests.postgres import PostgresCluster, PostgresUnavailable
@@ -111,7 +112,14 @@ def site_entry(
     cut_off: bool = True,
     **extra: Any,
 ) -> MockConfigEntry:
-    """A site entry for the simulator's building: meter m<N> and tenant t<N> per device."""
+    """A site entry for the simulator's building: meter m<N> and tenant t<N> per device.
+
+    Every poll is stored (``interval_minutes`` 0) unless a test says otherwise:
+    most tests follow each poll into the ledger. What the site's interval
+    changes (pending use between stored intervals) is tested in
+    tests/e2e/test_intervals.py.
+    """
+    extra.setdefault(CONF_INTERVAL, 0)
     return build_site_entry(simulator, db_url, price=price, cut_off=cut_off, options=extra)
 
 

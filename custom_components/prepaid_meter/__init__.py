@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 from pathlib import Path
 
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant
-from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
+from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady, HomeAssistantError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
@@ -36,6 +37,8 @@ from .subentries import (
 )
 from .tariff_config import TariffConfigError
 from .tenant_page import async_setup_tenant_page
+
+_LOGGER = logging.getLogger(__name__)
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.BUTTON, Platform.SENSOR, Platform.SWITCH]
 
@@ -100,6 +103,19 @@ def _close_buses(buses: dict[str, ModbusBus]) -> None:
         bus.close()
 
 
+async def _async_close(
+    coordinator: PrepaidCoordinator, buses: dict[str, ModbusBus], store: Store
+) -> None:
+    """Store the use read in the interval still open, then close the buses and the store."""
+    try:
+        await coordinator.async_settle()
+    except HomeAssistantError as err:
+        # Not lost: the meters' positions did not move, and the next start charges it.
+        _LOGGER.warning("Use read since the last stored interval not stored: %s", err)
+    _close_buses(buses)
+    await store.async_close()
+
+
 async def async_setup_entry(hass: HomeAssistant, entry: PrepaidConfigEntry) -> bool:
     """Open the store, connect the buses and start polling."""
     try:
@@ -146,8 +162,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: PrepaidConfigEntry) -> b
     async def _async_close_on_stop(_event: Event) -> None:
         # Entries are not unloaded when Home Assistant stops: close the store's
         # thread and the buses here so a shutdown waits for the last write.
-        _close_buses(buses)
-        await store.async_close()
+        await _async_close(coordinator, buses, store)
 
     entry.async_on_unload(
         hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _async_close_on_stop)
@@ -186,6 +201,5 @@ async def async_unload_entry(hass: HomeAssistant, entry: PrepaidConfigEntry) -> 
     if unloaded:
         runtime = entry.runtime_data
         runtime.coordinator.async_cancel_rechecks()
-        _close_buses(runtime.buses)
-        await runtime.store.async_close()
+        await _async_close(runtime.coordinator, runtime.buses, runtime.store)
     return unloaded

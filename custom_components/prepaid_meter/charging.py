@@ -98,26 +98,45 @@ class Charger:
         self, tenant: str, last_reading: datetime | None, now: datetime, energy: Decimal
     ) -> Decimal:
         """The exact amount for ``energy`` read at ``now`` since the tenant's last reading."""
+        rated = self._rated(tenant, last_reading, now, energy, log=True)
+        if rated is None:
+            return ZERO
+        amount, self.ratings[tenant].state = rated
+        return amount
+
+    def quote(
+        self, tenant: str, last_reading: datetime | None, now: datetime, energy: Decimal
+    ) -> Decimal:
+        """What `charge` would charge now, the rating left where it is (use not stored yet)."""
+        rated = self._rated(tenant, last_reading, now, energy, log=False)
+        return ZERO if rated is None else rated[0]
+
+    def _rated(
+        self,
+        tenant: str,
+        last_reading: datetime | None,
+        now: datetime,
+        energy: Decimal,
+        *,
+        log: bool,
+    ) -> tuple[Decimal, RatingState] | None:
+        """The amount and the rating state after it; None if the tenant cannot be rated."""
         rating = self.ratings.get(tenant)
         if rating is None:
-            return ZERO
+            return None
         try:
             state = rating.state
             if state is None or not state.period.start <= now < state.period.end:
                 state = open_period(rating.tariff, self.period(now), state)
-            rating.state = state
-            period = state.period
-            interval = poll_interval(last_reading, now, period, energy)
-            if interval is None:
-                return ZERO
             amount = ZERO
-            for piece in cut([interval], rating.grid):
+            interval = poll_interval(last_reading, now, state.period, energy)
+            for piece in cut([interval], rating.grid) if interval is not None else ():
                 rated = rate_interval(rating.tariff, state, piece)
                 state = rated.state
                 with localcontext(RATING_CONTEXT):
                     amount += rated.total
         except (RatingError, TariffError, CalendarError) as err:
-            _LOGGER.error("Tenant %s: %s of use at %s not rated: %s", tenant, energy, now, err)
-            return ZERO
-        rating.state = state
-        return amount
+            if log:  # a quote's failure is logged when the use is charged
+                _LOGGER.error("Tenant %s: %s of use at %s not rated: %s", tenant, energy, now, err)
+            return None
+        return amount, state

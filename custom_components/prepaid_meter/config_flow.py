@@ -42,6 +42,7 @@ from .const import (
     CONF_FRIENDLY_HOURS,
     CONF_GRACE_MINUTES,
     CONF_HOLIDAYS,
+    CONF_INTERVAL,
     CONF_METERS,
     CONF_NAME_PREFIX,
     CONF_OVERDUE_GRACE_DAYS,
@@ -51,10 +52,12 @@ from .const import (
     CONF_WARNING_LEVELS,
     DEFAULT_BILLING_DAY,
     DEFAULT_DUE_DAYS,
+    DEFAULT_INTERVAL,
     DEFAULT_PORT,
     DEFAULT_PROFILE,
     DEFAULT_SCAN_INTERVAL,
     DOMAIN,
+    INTERVALS,
 )
 from .coordinator import PrepaidConfigEntry, policy_from_options
 from .engine.policy import PolicyError
@@ -356,6 +359,8 @@ class PrepaidOptionsFlow(OptionsFlowWithReload):
                         CONF_PRICE: str(price),
                         CONF_CUT_OFF_ENABLED: user_input[CONF_CUT_OFF_ENABLED],
                         CONF_SCAN_INTERVAL: boxes[CONF_SCAN_INTERVAL],
+                        # The selector has let through only the listed intervals.
+                        CONF_INTERVAL: int(user_input.get(CONF_INTERVAL, DEFAULT_INTERVAL)),
                         CONF_BILLING_DAY: boxes[CONF_BILLING_DAY],
                         CONF_DUE_DAYS: boxes[CONF_DUE_DAYS],
                         CONF_OVERDUE_GRACE_DAYS: boxes[CONF_OVERDUE_GRACE_DAYS],
@@ -376,6 +381,13 @@ class PrepaidOptionsFlow(OptionsFlowWithReload):
                         mode=selector.NumberSelectorMode.BOX,
                     )
                 ),
+                vol.Optional(CONF_INTERVAL, default=str(DEFAULT_INTERVAL)): selector.SelectSelector(
+                    selector.SelectSelectorConfig(
+                        options=[str(m) for m in INTERVALS],
+                        translation_key="interval",
+                        mode=selector.SelectSelectorMode.DROPDOWN,
+                    )
+                ),
                 vol.Optional(CONF_BILLING_DAY, default=DEFAULT_BILLING_DAY): _box(1, 31, "d"),
                 vol.Optional(CONF_DUE_DAYS, default=DEFAULT_DUE_DAYS): _box(0, 365, "d"),
                 vol.Optional(CONF_OVERDUE_GRACE_DAYS, default=0): _box(0, 365, "d"),
@@ -393,6 +405,7 @@ class PrepaidOptionsFlow(OptionsFlowWithReload):
             }
         )
         suggested = {**POLICY_DEFAULTS, **options, **(user_input or {})}
+        suggested[CONF_INTERVAL] = str(suggested.get(CONF_INTERVAL, DEFAULT_INTERVAL))
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(schema, suggested),

@@ -18,12 +18,17 @@ CONF_PROFILE: Final = "profile"
 CONF_DATABASE_URL: Final = "database_url"
 CONF_BUSES: Final = "buses"
 CONF_OFFLINE_AFTER: Final = "offline_after"
+#: Site option: minutes of the stored interval data (0: every poll is stored).
+CONF_INTERVAL: Final = "interval_minutes"
 
 DEFAULT_PORT: Final = 502
 DEFAULT_SCAN_INTERVAL: Final = 30
 DEFAULT_PROFILE: Final = "simulator"
 DEFAULT_BUS: Final = "default"
 DEFAULT_OFFLINE_AFTER: Final = 2
+#: The intervals a site may store its readings and charges at, in minutes (0: every poll).
+INTERVALS: Final = (0, 1, 5, 15, 30, 60)
+DEFAULT_INTERVAL: Final = 15
 
 PAYMENT_METHODS: Final = ("cash", "wechat", "alipay", "bank_transfer", "card", "other")
 

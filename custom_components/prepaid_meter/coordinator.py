@@ -43,6 +43,7 @@ from .const import (
     CONF_FRIENDLY_HOURS,
     CONF_GRACE_MINUTES,
     CONF_HOLIDAYS,
+    CONF_INTERVAL,
     CONF_METERS,
     CONF_OFFLINE_AFTER,
     CONF_OFFLINE_REPAIR_MINUTES,
@@ -54,6 +55,7 @@ from .const import (
     DEFAULT_BILLING_DAY,
     DEFAULT_BUS,
     DEFAULT_FORECAST_DAYS,
+    DEFAULT_INTERVAL,
     DEFAULT_OFFLINE_AFTER,
     DEFAULT_OFFLINE_REPAIR_MINUTES,
     DEFAULT_PROFILE,
@@ -64,6 +66,7 @@ from .const import (
     EVENT_EMERGENCY_CREDIT,
     EVENT_LOW_BALANCE,
     EVENT_RECONNECTED,
+    INTERVALS,
 )
 from .costs import CostBook
 from .engine.alarms import UseLimits, limits_from_options
@@ -85,7 +88,7 @@ from .meters.modbus import BusConfig, MeterIOError, ModbusBus
 from .meters.reader import MeterReader, MeterSample, RelayMismatch
 from .receivables_runner import ReceivablesMonitor
 from .store import Store, ledger, period_charges, policy_state
-from .store.ledger import BalanceCache, MeterCharge, TopUpResult
+from .store.ledger import BalanceCache, MeterCharge
 from .store.period_charges import has_period_charges
 from .store.receivables import Evaluation
 from .store.tariffs import TariffVersionChanged, sync_tariffs
@@ -153,12 +156,24 @@ class TenantConfig:
     moved_in: datetime | None = None
 
 
+#: A meter read in a poll: its tenant, its counter and the use since its last stored reading.
+type Read = tuple[MeterConfig, TenantConfig | None, Decimal, Decimal]
+
+
 def _decimal(value: Any, default: str = "0") -> Decimal:
     text = str(value).strip() if value not in (None, "") else default
     number = Decimal(text)
     if not number.is_finite():
         raise ValueError(value)
     return number
+
+
+def _interval(value: Any) -> int:
+    """The site's interval in minutes; anything but a listed interval is refused (ValueError)."""
+    minutes = int(value)
+    if minutes not in INTERVALS:
+        raise ValueError(value)
+    return minutes
 
 
 def policy_from_options(
@@ -202,6 +217,9 @@ class SiteConfig:
     price: Decimal
     policy: SupplyPolicy
     scan_interval: int
+    #: Minutes of the stored interval data: readings and charges are stored when a
+    #: poll enters a new interval of the local clock (0: at every poll).
+    interval_minutes: int
     #: Days of recent cost the days-left forecast averages.
     forecast_days: int
     offline_after: int
@@ -248,6 +266,7 @@ class SiteConfig:
             price=price,
             policy=policy,
             scan_interval=int(opts.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL)),
+            interval_minutes=_interval(opts.get(CONF_INTERVAL, DEFAULT_INTERVAL)),
             forecast_days=max(1, int(opts.get(CONF_FORECAST_DAYS, DEFAULT_FORECAST_DAYS))),
             offline_after=max(1, int(opts.get(CONF_OFFLINE_AFTER, DEFAULT_OFFLINE_AFTER))),
             meters=tuple(MeterConfig(**m) for m in opts.get(CONF_METERS, [])),
@@ -406,6 +425,13 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         self._cursors: dict[str, Decimal] = {}
         #: When each meter's last charged reading was taken (a tenant's poll interval starts there).
         self._read_at: dict[str, datetime] = {}
+        #: The site interval (see `_slot_of`) of the last stored poll; None: none yet.
+        self._slot: int | None = None
+        #: The last poll's reads not stored yet (its interval is still open), and when.
+        self._unstored: tuple[list[Read], datetime] | None = None
+        #: What the unstored reads would charge each tenant; off the balances shown.
+        self._pending: dict[str, Decimal] = {}
+        self._ledger_balances: dict[str, Decimal] = {}
         self.charger = Charger({}, site.billing_day, site.tariffs.timezone)
         #: Tenants whose tariff has standing charges, and the midnight they were accrued to.
         self._standing: list[str] = []
@@ -451,8 +477,8 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         await self._setup_charger()
         balances = await self.store.run(self._balances.refresh, self.site_id)
         stored = await self.store.run(policy_state.load, self.site_id)
+        self._set_balances(balances)
         for tenant_id, state in self.data.tenants.items():
-            state.balance = balances.get(tenant_id, ZERO)
             self._restore(state, stored.get(tenant_id, policy_state.PolicyState()))
         await self.costs.async_load(self.store, self.site_id)
         await self._refresh_forecast(dt_util.utcnow(), reread=True)
@@ -579,9 +605,19 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         )
 
     async def _charge(self, data: SiteData, now: datetime) -> None:
-        """Charge every online meter's counter delta to its tenant's wallet, on its tariff."""
+        """Charge every online meter's counter delta to its tenant's wallet, on its tariff.
+
+        Readings and charges are stored at the site's interval: the first poll
+        in a new interval of the local clock stores them (as does a meter's
+        first reading and a counter that fell). Polls in between store nothing;
+        what their reads would charge is held as pending and taken off the
+        balances shown and used by the supply policy, so credit runs out on
+        time. Pending use is never lost: the cursors stay at the last stored
+        reading, and the next stored one charges all of it.
+        """
         await self._accrue_standing(now)
-        read: list[tuple[MeterConfig, TenantConfig | None, Decimal, Decimal]] = []
+        read: list[Read] = []
+        due = self.site.interval_minutes == 0
         for meter in self.site.meters:
             state = data.meters[meter.id]
             if not state.online or state.sample is None:
@@ -592,37 +628,88 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
                 continue
             tenant = self.site.tenant_of(meter.id)
             used = ZERO
-            if previous is not None and value > previous:
+            if previous is None:
+                due = True  # the meter's first reading: where its charging starts
+            elif value > previous:
                 used = value - previous
-            elif previous is not None and value < previous:
+            else:
+                due = True  # charged (rollover) or alarmed (reset) once, not at every poll
                 used = self._counter_fell(meter, previous, value)
             read.append((meter, tenant, value, used))
+        slot = self._slot_of(now)
+        if due or slot != self._slot:
+            await self._post(read, now)
+            self._slot = slot
+        elif read:
+            self._unstored = (read, now)
+            self._set_pending(
+                await self.hass.async_add_executor_job(self._tenant_amounts, read, now, True)
+            )
+        else:
+            self._unstored = None
+            self._set_pending({})
+
+    def _slot_of(self, now: datetime) -> int:
+        """The number of the site interval (on the local clock) ``now`` falls in."""
+        minutes = self.site.interval_minutes
+        if minutes == 0:
+            return 0
+        offset = dt_util.as_local(now).utcoffset() or timedelta(0)
+        return int((now.timestamp() + offset.total_seconds()) // (60 * minutes))
+
+    async def _post(self, read: list[Read], at: datetime) -> None:
+        """Store readings taken ``at`` and charge their use (pending charges become entries)."""
+        self._unstored = None
+        self._pending = {}
         if not read:
+            self._set_balances(self._ledger_balances)
             return
         # Rated on the store's thread, with the write: a big site's rating
         # stays off the event loop.
-        charges, balances = await self.store.run(self._rate_charge_and_balance, read, now)
+        charges, balances = await self.store.run(self._rate_charge_and_balance, read, at)
         for charge in charges:
             self._cursors[charge.meter] = charge.value
             self._read_at[charge.meter] = charge.taken_at
         self._set_balances(balances)
         self.costs.charged(charges)
 
-    def _rate(
-        self, read: list[tuple[MeterConfig, TenantConfig | None, Decimal, Decimal]], now: datetime
-    ) -> list[MeterCharge]:
-        """Price each tenant's use since its last reading as one interval; split over its meters."""
-        amounts: dict[str, Decimal] = {}
-        by_tenant: dict[str, list[Decimal]] = {}
+    async def _settle(self) -> None:
+        """Store the last poll's pending readings and charges now (under the charging lock).
+
+        Before a ledger write or a bill run: refunds, move-outs and bills then see
+        every use read so far, charged at the time it was read.
+        """
+        if self._unstored is not None:
+            await self._post(*self._unstored)
+
+    def _tenant_amounts(
+        self, read: list[Read], now: datetime, quote: bool = False
+    ) -> dict[str, Decimal]:
+        """Each tenant's use since its last stored reading, priced as one interval.
+
+        ``quote``: what it would be charged, the rating state left as it is.
+        """
+        by_tenant: dict[str, Decimal] = {}
         for _meter, tenant, _value, delta in read:
             if tenant is not None:
-                by_tenant.setdefault(tenant.id, []).append(delta)
+                by_tenant[tenant.id] = by_tenant.get(tenant.id, ZERO) + delta
+        price = self.charger.quote if quote else self.charger.charge
+        amounts: dict[str, Decimal] = {}
         for tenant_id, used in by_tenant.items():
             tenant = self.site.tenant_by_id[tenant_id]
             last = max(
                 (self._read_at[m] for m in tenant.meters if m in self._read_at), default=None
             )
-            amounts[tenant_id] = self.charger.charge(tenant_id, last, now, sum(used, ZERO))
+            amounts[tenant_id] = price(tenant_id, last, now, used)
+        return amounts
+
+    def _rate(self, read: list[Read], now: datetime) -> list[MeterCharge]:
+        """Price each tenant's use since its last reading as one interval; split over its meters."""
+        amounts = self._tenant_amounts(read, now)
+        by_tenant: dict[str, list[Decimal]] = {}
+        for _meter, tenant, _value, delta in read:
+            if tenant is not None:
+                by_tenant.setdefault(tenant.id, []).append(delta)
         parts = {t: iter(share(amounts[t], used)) for t, used in by_tenant.items()}
         return [
             MeterCharge(
@@ -679,7 +766,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
     def _rate_charge_and_balance(
         self,
         session: Session,
-        read: list[tuple[MeterConfig, TenantConfig | None, Decimal, Decimal]],
+        read: list[Read],
         now: datetime,
     ) -> tuple[list[MeterCharge], dict[str, Decimal]]:
         """Rate and charge a poll; a failed write leaves the rating where it was."""
@@ -697,39 +784,20 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         ledger.charge_meters(session, self.site_id, charges)
         return self._balances.refresh(session, self.site_id)
 
-    def _top_up_and_balance(
-        self, session: Session, /, **kwargs: Any
-    ) -> tuple[TopUpResult, dict[str, Decimal], Evaluation | None]:
-        result = ledger.top_up(session, site=self.site_id, **kwargs)
-        balances = self._balances.refresh(session, self.site_id)
-        owed = self.receivables.evaluate(session, kwargs["at"], changed={kwargs["tenant"]})
-        return result, balances, owed
-
     def _set_balances(self, balances: dict[str, Decimal]) -> None:
+        """The wallets' ledger balances, less what pending use would charge, as shown."""
+        self._ledger_balances = balances
+        pending = self._pending
         for tenant_id, state in self.data.tenants.items():
-            state.balance = balances.get(tenant_id, ZERO)
+            state.balance = balances.get(tenant_id, ZERO) - pending.get(tenant_id, ZERO)
 
-    async def async_top_up(
-        self, tenant_id: str, amount: Decimal, method: str, reference: str, memo: str
-    ) -> TopUpResult:
-        """Credit a wallet and reconnect at once if the balance allows it."""
-        async with self._lock:
-            now = dt_util.utcnow()
-            result, balances, owed = await self.store.run(
-                self._top_up_and_balance,
-                tenant=tenant_id,
-                amount=amount,
-                method=method,
-                reference=reference,
-                at=now,
-                memo=memo,
-            )
-            self._set_balances(balances)
-            self.receivables.apply(owed, now)
-            tenant = self.site.tenant_by_id[tenant_id]
-            await self._apply_policy(tenant, credited=not result.duplicate)
-        self.async_update_listeners()
-        return result
+    def pending_charge(self, tenant_id: str) -> Decimal:
+        """What the use read since the tenant's last stored interval would charge (not posted)."""
+        return self._pending.get(tenant_id, ZERO)
+
+    def _set_pending(self, pending: dict[str, Decimal]) -> None:
+        self._pending = pending
+        self._set_balances(self._ledger_balances)
 
     async def async_ledger_write[**P, R](
         self, fn: Callable[Concatenate[Session, P], R], *args: P.args, **kwargs: P.kwargs
@@ -754,8 +822,9 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
 
         async with self._lock:
             now = dt_util.utcnow()
-            was = {t: s.balance for t, s in self.data.tenants.items()}
             try:
+                await self._settle()
+                was = {t: s.balance for t, s in self.data.tenants.items()}
                 result, balances, charged, stored, owed = await self.store.run(write)
             except store_faults.STORE_ERRORS as err:
                 raise store_faults.write_failed(self.hass, self.config_entry, err) from err
@@ -773,6 +842,15 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
                 await self._apply_policy(tenant, credited=state.balance > before[tenant.id])
         self.async_update_listeners()
         return result
+
+    async def async_settle(self) -> None:
+        """Store the pending readings and charges now (before a bill run, for example)."""
+        async with self._lock:
+            try:
+                await self._settle()
+            except store_faults.STORE_ERRORS as err:
+                raise store_faults.write_failed(self.hass, self.config_entry, err) from err
+        self.async_update_listeners()
 
     async def async_set_lock(self, tenant_id: str, locked: bool) -> None:
         """Lock a tenant's supply off (or release the lock) and apply it now."""

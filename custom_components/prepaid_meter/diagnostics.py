@@ -49,6 +49,8 @@ async def async_get_config_entry_diagnostics(
         "tenants": {
             tenant_id: {
                 "balance": str(state.balance),
+                # Taken off the balance above; posted when the next interval is stored.
+                "pending_charge": str(coordinator.pending_charge(tenant_id)),
                 "supply": state.supply.value,
                 "locked": state.locked,
                 "forced_on": state.forced_on,

@@ -727,6 +727,8 @@ async def async_issue_bills(
     lang: str,
 ) -> list[bills.IssuedBill]:
     """Issue bills in chunks on the store's thread, reporting progress between chunks."""
+    # The use read so far is stored and charged first: a bill ending now counts all of it.
+    await entry.runtime_data.coordinator.async_settle()
     template = await hass.async_add_executor_job(user_template, hass.config.config_dir)
     render = _renderer(lang, template)
     spec = site_spec(hass, entry)

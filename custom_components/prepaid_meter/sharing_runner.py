@@ -346,6 +346,8 @@ async def async_share(
         return []
     lo = min(p.start for p in periods.values())
     hi = max(p.end for p in periods.values())
+    # The readings of the interval still open are stored first: a window ending now sees them.
+    await runtime.coordinator.async_settle()
     readings = await runtime.store.run(
         store_sharing.readings_around, entry.entry_id, [m.id for m in site.meters], lo, hi
     )

@@ -402,6 +402,9 @@ LABELS: Mapping[str, Mapping[str, Any]] = {
         "days_left": "Days of credit left",
         "days_left_note": "At your average daily cost of the last days.",
         "days_unknown": "Not enough recent use to tell.",
+        "amount_due": "Amount due on bills",
+        "postpaid_note": "Postpaid account: you pay against bills. The balance is what "
+        "your use, fees and payments come to so far.",
         "supply": "Supply",
         "supply_states": _SUPPLY_EN,
         "use": "Use",
@@ -457,6 +460,8 @@ LABELS: Mapping[str, Mapping[str, Any]] = {
         "days_left": "余额可用天数",
         "days_left_note": "按最近几天的日均费用估算。",
         "days_unknown": "近期用电不足，无法估算。",
+        "amount_due": "账单应付金额",
+        "postpaid_note": "后付费账户：按账单付款。余额为目前的用电、费用与付款相抵后的结果。",
         "supply": "供电状态",
         "supply_states": _SUPPLY_ZH,
         "use": "用电量",
@@ -518,6 +523,9 @@ class PageInput:
     balance: Decimal
     days_left: Decimal | None
     supply: SupplyState
+    #: Postpaid: the page shows what is owed on bills, not credit left.
+    postpaid: bool = False
+    amount_due: Decimal = Decimal(0)
     tariff: Tariff | None
     bounds: Sequence[datetime]
     data: tenant_access.PageData
@@ -576,6 +584,8 @@ def page_context(page: PageInput, lang: str) -> dict[str, Any]:
         "remaining": _fmt(remaining, 1) if remaining is not None else "–",
         "remaining_note": note,
         "days_left": _fmt(page.days_left, 1) if page.days_left is not None else None,
+        "postpaid": page.postpaid,
+        "amount_due": _fmt(round_money(page.amount_due, page.currency)),
         "supply": page.supply.value,
         "supply_text": t["supply_states"][page.supply],
         "charts": {k: Markup(v) for k, v in svg.items()},
@@ -747,6 +757,8 @@ class TenantPageView(HomeAssistantView):
             balance=state.balance,
             days_left=state.days_left,
             supply=state.supply,
+            postpaid=tenant.postpaid,
+            amount_due=state.amount_due,
             tariff=tariff,
             bounds=bounds,
             data=data,

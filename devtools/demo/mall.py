@@ -495,6 +495,9 @@ def site_options(scan_interval: int, fast: bool = False) -> dict[str, Any]:
         "price": FLAT_PRICE,
         "cut_off_enabled": True,
         "scan_interval": scan_interval,
+        # Fast mode's simulated hours pass in real seconds: every poll is stored,
+        # so its short "months" have their interval data.
+        "interval_minutes": 0 if fast else 15,
         "warning_levels": "500, 100",
         "grace_minutes": 0,
         "emergency_credit": "20",

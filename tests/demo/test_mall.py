@@ -55,11 +55,13 @@ def test_the_mall_has_what_the_demo_promises() -> None:
         "master",
     }
     assert mall.site_options(10) == options, "the same seed builds the same mall"
-    # Fast mode: no demand charge on sped-up meters, the same mall otherwise.
+    # Fast mode: no demand charge on sped-up meters, every poll stored (its
+    # simulated hours pass in real seconds), the same mall otherwise.
     fast = mall.site_options(10, fast=True)
     assert {t["tariff"] for t in fast["tenants"]} == {"tou", "tiered"}
-    assert {k: v for k, v in fast.items() if k != "tenants"} == {
-        k: v for k, v in options.items() if k != "tenants"
+    assert (fast["interval_minutes"], options["interval_minutes"]) == (0, 15)
+    assert {k: v for k, v in fast.items() if k not in ("tenants", "interval_minutes")} == {
+        k: v for k, v in options.items() if k not in ("tenants", "interval_minutes")
     }
 
 

@@ -76,7 +76,12 @@ def tariff_site(simulator: MeterSimulator, db_url: str, **options: Any) -> MockC
         simulator,
         db_url,
         cut_off=False,
-        options={"tariffs": {"tou": TOU_TIERS, "flat2": FLAT_TWO}, "tariff": "tou", **options},
+        options={
+            "tariffs": {"tou": TOU_TIERS, "flat2": FLAT_TWO},
+            "tariff": "tou",
+            "interval_minutes": 0,  # every poll charged (the site interval: test_intervals.py)
+            **options,
+        },
     )
 
 
@@ -255,7 +260,10 @@ async def test_standing_demand_and_minimum_reach_the_wallet(
     assert hass.config.time_zone == "US/Pacific"
     midnight = dt_util.start_of_local_day(dt_util.as_local(dt_util.utcnow())) + timedelta(days=1)
     entry = site_entry(
-        simulator, db_url, cut_off=False, options={"tariffs": {"2p": TWO_PART}, "tariff": "2p"}
+        simulator,
+        db_url,
+        cut_off=False,
+        options={"tariffs": {"2p": TWO_PART}, "tariff": "2p", "interval_minutes": 0},
     )
     await setup(hass, entry)
     # The tenant moved in on March 10 (the site was set up then): no standing

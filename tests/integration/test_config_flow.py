@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from homeassistant import config_entries
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, InvalidData
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.prepaid_meter.config_flow import parse_device_ids
@@ -184,10 +185,21 @@ async def test_options_flow_saves_billing_day_and_refuses_a_bad_price(
         result["flow_id"], {**base, "price": "cheap", "credit_limit": "-5"}
     )
     assert bad["errors"] == {"price": "invalid_price", "credit_limit": "invalid_amount"}
+    with pytest.raises(InvalidData):  # only the listed intervals
+        await hass.config_entries.options.async_configure(
+            result["flow_id"], {**base, "interval_minutes": "7"}
+        )
     assert "billing_day" not in entry.options
     done = await hass.config_entries.options.async_configure(
         result["flow_id"],
-        {**base, "billing_day": 25, "scan_interval": 10, "due_days": 7, "overdue_grace_days": 2},
+        {
+            **base,
+            "billing_day": 25,
+            "scan_interval": 10,
+            "due_days": 7,
+            "overdue_grace_days": 2,
+            "interval_minutes": "5",
+        },
     )
     assert done["type"] is FlowResultType.CREATE_ENTRY
     await hass.async_block_till_done()
@@ -195,6 +207,7 @@ async def test_options_flow_saves_billing_day_and_refuses_a_bad_price(
     assert (entry.options["due_days"], entry.options["overdue_grace_days"]) == (7, 2)
     assert entry.runtime_data.coordinator.receivables.grace_days == 2
     assert entry.runtime_data.site.scan_interval == 10
+    assert (entry.options["interval_minutes"], entry.runtime_data.site.interval_minutes) == (5, 5)
     assert len(entry.options["meters"]) == 3
 
 

@@ -63,7 +63,12 @@ async def demo_site(hass: HomeAssistant, simulator: MeterSimulator, db_url: str)
         db_url,
         title="Demo mall",
         entry_id=ENTRY_ID,
-        options={CONF_METERS: meters, CONF_TENANTS: tenants, CONF_WARNING_LEVELS: "100, 50"},
+        options={
+            CONF_METERS: meters,
+            CONF_TENANTS: tenants,
+            CONF_WARNING_LEVELS: "100, 50",
+            "interval_minutes": 0,
+        },
     )
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)

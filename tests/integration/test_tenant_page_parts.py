@@ -6,6 +6,7 @@ import base64
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from custom_components.prepaid_meter.engine.billing import flat_tariff
 from custom_components.prepaid_meter.engine.policy import SupplyState
@@ -158,7 +159,7 @@ def test_current_price_with_taxes_and_time_of_use() -> None:
     assert current_price(None, datetime(2024, 4, 10, tzinfo=UTC)) == (None, False)
 
 
-def page(name: str, *, balance: str = "12.345") -> PageInput:
+def page(name: str, *, balance: str = "12.345", **more: Any) -> PageInput:
     now = datetime(2024, 4, 10, 2, 30, tzinfo=UTC)
     bounds = hour_bounds(now, TZ)
     return PageInput(
@@ -194,6 +195,7 @@ def page(name: str, *, balance: str = "12.345") -> PageInput:
             ],
         ),
         base="/api/prepaid_meter/tenant/TOKEN",
+        **more,
     )
 
 
@@ -223,3 +225,19 @@ def test_page_with_a_negative_balance_estimates_no_energy() -> None:
     assert "-3.00" in html
     assert "≈ 0.0 kWh" in html
     assert "the price changes with the time of day" in html
+
+
+def test_a_postpaid_page_shows_what_is_owed_not_credit_left() -> None:
+    html = render_page(
+        page("Shop", balance="-130.5", postpaid=True, amount_due=Decimal("88.105")), "en"
+    )
+    assert 'id="amount-due">88.11 CNY' in html  # half-up to the fen
+    assert "Postpaid account" in html
+    for prepaid_only in ('id="remaining"', 'id="days-left"', "Days of credit left"):
+        assert prepaid_only not in html
+    zh = render_page(page("Shop", postpaid=True, amount_due=Decimal(5)), "zh-Hans")
+    assert "账单应付金额" in zh
+    assert "余额可用天数" not in zh
+    prepaid = render_page(page("Shop"), "en")
+    assert 'id="days-left"' in prepaid
+    assert 'id="amount-due"' not in prepaid

@@ -80,7 +80,8 @@ async def faulty_site(
     else:
         cluster: PostgresCluster = request.getfixturevalue("own_postgres")
         url = cluster.create_database()
-    entry = site_entry(simulator, url, scan_interval=86_400)
+    # Every poll is stored: each poll of the fault writes (and fails) at once.
+    entry = site_entry(simulator, url, scan_interval=86_400, options={"interval_minutes": 0})
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
