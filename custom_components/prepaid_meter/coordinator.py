@@ -658,15 +658,18 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
         return int((now.timestamp() + offset.total_seconds()) // (60 * minutes))
 
     async def _post(self, read: list[Read], at: datetime) -> None:
-        """Store readings taken ``at`` and charge their use (pending charges become entries)."""
-        self._unstored = None
-        self._pending = {}
+        """Store readings taken ``at`` and charge their use (pending charges become entries).
+
+        A failed write leaves the pending use as it was (the next poll tries again).
+        """
         if not read:
+            self._unstored, self._pending = None, {}
             self._set_balances(self._ledger_balances)
             return
         # Rated on the store's thread, with the write: a big site's rating
         # stays off the event loop.
         charges, balances = await self.store.run(self._rate_charge_and_balance, read, at)
+        self._unstored, self._pending = None, {}
         for charge in charges:
             self._cursors[charge.meter] = charge.value
             self._read_at[charge.meter] = charge.taken_at
