@@ -20,7 +20,7 @@ import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from custom_components.prepaid_meter.const import DOMAIN
@@ -248,3 +248,44 @@ async def test_a_counter_that_fell_is_stored_at_once_and_alarmed_once(
     assert shown(hass, "sensor.shop_01_balance") == round_money(
         -(kwh(simulator) - readings[-1][1]) * PRICE, "CNY"
     )
+
+
+async def test_a_failed_interval_write_keeps_the_use_pending_until_it_is_stored(
+    hass: HomeAssistant, simulator: MeterSimulator, db_url: str, freezer: FrozenDateTimeFactory
+) -> None:
+    entry = await setup(hass, simulator, db_url, cut_off=False)
+    coordinator = entry.runtime_data.coordinator
+    start = kwh(simulator)
+    simulator.advance(3600)
+    await poll(hass, entry)
+    assert coordinator.pending_charge("t1") > 0
+
+    # The database turns read-only as the clock enters the next interval.
+    store = entry.runtime_data.store
+    engine = store._engine
+    assert engine is not None
+
+    def read_only(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.execute("PRAGMA query_only=ON")
+
+    def reconnect(_session: Session) -> None:
+        engine.dispose()
+
+    event.listen(engine, "connect", read_only)
+    await store.run(reconnect)
+    await move_to(hass, freezer, NOW + timedelta(minutes=14, seconds=5))
+    simulator.advance(600)
+    await poll(hass, entry)
+    assert not coordinator.last_update_success
+    pending = (kwh(simulator) - start) * PRICE
+    assert coordinator.pending_charge("t1") > 0, "still pending, not dropped"
+
+    # Mended: the next poll (same interval) stores it all, once.
+    event.remove(engine, "connect", read_only)
+    await store.run(reconnect)
+    await poll(hass, entry)
+    assert coordinator.last_update_success
+    readings, balance = await stored(entry)
+    assert readings[-1][1] == kwh(simulator)
+    assert balance == -pending
+    assert coordinator.pending_charge("t1") == 0
