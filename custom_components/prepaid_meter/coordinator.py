@@ -70,7 +70,7 @@ from .const import (
 )
 from .costs import CostBook
 from .engine.alarms import UseLimits, limits_from_options
-from .engine.calendars import BillingPeriod, as_zone, local_midnight
+from .engine.calendars import BillingPeriod, as_zone, interval_number, local_midnight
 from .engine.money import ZERO
 from .engine.policy import (
     SupplyPolicy,
@@ -652,10 +652,7 @@ class PrepaidCoordinator(DataUpdateCoordinator[SiteData]):
     def _slot_of(self, now: datetime) -> int:
         """The number of the site interval (on the local clock) ``now`` falls in."""
         minutes = self.site.interval_minutes
-        if minutes == 0:
-            return 0
-        offset = dt_util.as_local(now).utcoffset() or timedelta(0)
-        return int((now.timestamp() + offset.total_seconds()) // (60 * minutes))
+        return 0 if minutes == 0 else interval_number(dt_util.as_local(now), minutes)
 
     async def _post(self, read: list[Read], at: datetime) -> None:
         """Store readings taken ``at`` and charge their use (pending charges become entries).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal, localcontext
 from itertools import pairwise
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -16,6 +17,7 @@ from custom_components.prepaid_meter.engine.calendars import (
     billing_periods,
     day_bounds,
     floor_to_interval,
+    interval_number,
     local_days,
     utc,
 )
@@ -126,3 +128,40 @@ def test_floor_to_interval() -> None:
     at = datetime(2024, 1, 1, 10, 44, 59, tzinfo=UTC)
     assert floor_to_interval(at, 15) == datetime(2024, 1, 1, 10, 30, tzinfo=UTC)
     assert floor_to_interval(at, 60) == datetime(2024, 1, 1, 10, tzinfo=UTC)
+
+
+def _local(tz: str, *parts: int, fold: int = 0) -> datetime:
+    return datetime(*parts, tzinfo=ZoneInfo(tz), fold=fold)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("minutes", [1, 5, 15, 30, 60])
+def test_site_intervals_start_on_the_local_clock(minutes: int) -> None:
+    # Kolkata is +05:30: its hours start half-way through UTC's.
+    for tz in ("Asia/Shanghai", "Asia/Kolkata", NEW_YORK):
+        midnight = _local(tz, 2026, 1, 15, 0, 0)
+        just_before = midnight - timedelta(microseconds=1)
+        assert interval_number(midnight, minutes) == interval_number(just_before, minutes) + 1
+        last = midnight + timedelta(minutes=minutes) - timedelta(microseconds=1)
+        assert interval_number(last, minutes) == interval_number(midnight, minutes)
+        assert interval_number(last + timedelta(microseconds=1), minutes) == (
+            interval_number(midnight, minutes) + 1
+        )
+
+
+def test_a_clock_change_starts_a_new_interval() -> None:
+    berlin = "Europe/Berlin"
+    # Autumn: 02:59:50 summer time, then (ten seconds later) 02:00:00 winter time.
+    before = _local(berlin, 2026, 10, 25, 2, 59, 50)
+    after = _local(berlin, 2026, 10, 25, 2, 0, 0, fold=1)
+    assert utc(after) - utc(before) == timedelta(seconds=10)
+    assert interval_number(after, 15) != interval_number(before, 15)
+    # Within the repeated hour, two polls of one interval share its number.
+    assert interval_number(after + timedelta(minutes=14), 15) == interval_number(after, 15)
+    # Spring: 01:59:50 winter time, then 03:00:00 summer time.
+    spring = _local(berlin, 2026, 3, 29, 1, 59, 50)
+    assert interval_number(spring + timedelta(seconds=10), 15) != interval_number(spring, 15)
+
+
+def test_interval_number_needs_an_aware_time() -> None:
+    with pytest.raises(CalendarError):
+        interval_number(datetime(2026, 1, 1), 15)

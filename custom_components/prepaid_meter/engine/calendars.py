@@ -199,6 +199,22 @@ def billing_periods(
     return periods
 
 
+def interval_number(local: datetime, minutes: int) -> int:
+    """The number of the ``minutes`` interval of the local clock that ``local`` is in.
+
+    ``local`` is an aware time in the site's zone: intervals are aligned on its
+    wall clock (an hour starts at :00 in India's +05:30 too), so local midnight
+    always starts one. Two times are in the same interval when their numbers
+    are equal; across a change of the clock (summer time) the numbers jump, and
+    a poll on either side of it counts as a new interval.
+    """
+    offset = local.utcoffset()
+    if offset is None:
+        raise CalendarError("naive_datetime", f"datetime {local!r} has no time zone")
+    seconds = local.timestamp() + offset.total_seconds()
+    return int(seconds // (60 * minutes))
+
+
 def floor_to_interval(at: datetime, minutes: int) -> datetime:
     """The start of the metering interval containing ``at``, aligned on UTC multiples.
 
