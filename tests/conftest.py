@@ -15,8 +15,11 @@ from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from hypothesis import settings
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from custom_components.prepaid_meter.const import CONF_INTERVAL
+from custom_components.prepaid_meter.store import Store
 from devtools.simulator import MeterSimulator, SimulatedMeter
 from devtools.site import site_entry as build_site_entry
 from tests.postgres import PostgresCluster, PostgresUnavailable
@@ -133,3 +136,30 @@ async def init_integration(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     return entry
+
+
+class ReadOnlySQLite:
+    """A store's SQLite database made to refuse writes, and mended.
+
+    ``PRAGMA query_only`` on every new connection (root ignores file modes),
+    the pool emptied on the store's thread so the next call reconnects.
+    """
+
+    def __init__(self, store: Store) -> None:
+        assert store._engine is not None
+        self.store, self.engine = store, store._engine
+
+    @staticmethod
+    def _read_only(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.execute("PRAGMA query_only=ON")
+
+    def _reconnect(self, _session: Session) -> None:
+        self.engine.dispose()  # on the store's thread, with no connection checked out
+
+    async def break_it(self) -> None:
+        event.listen(self.engine, "connect", self._read_only)
+        await self.store.run(self._reconnect)
+
+    async def mend_it(self) -> None:
+        event.remove(self.engine, "connect", self._read_only)
+        await self.store.run(self._reconnect)

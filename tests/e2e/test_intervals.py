@@ -20,7 +20,7 @@ import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from custom_components.prepaid_meter.const import DOMAIN
@@ -29,7 +29,7 @@ from custom_components.prepaid_meter.engine.money import round_money
 from custom_components.prepaid_meter.store import ledger
 from custom_components.prepaid_meter.store.models import MeterReading
 from devtools.simulator import MeterSimulator
-from tests.conftest import site_entry, ticking_clock
+from tests.conftest import ReadOnlySQLite, site_entry, ticking_clock
 
 #: Monday 2026-09-28 10:01 in Shanghai: one minute into a 15-minute interval.
 NOW = datetime(2026, 9, 28, 2, 1, tzinfo=UTC)
@@ -98,6 +98,18 @@ async def stored(entry: MockConfigEntry) -> tuple[list[tuple[datetime, Decimal]]
         return [(t, v) for t, v in rows], ledger.balance(session, entry.entry_id, "t1")
 
     return await entry.runtime_data.store.run(read)
+
+
+async def an_hour_pending(
+    hass: HomeAssistant, entry: MockConfigEntry, sim: MeterSimulator
+) -> tuple[Decimal, datetime]:
+    """An hour of use read in one poll inside the interval: the counter before, and when read."""
+    start = kwh(sim)
+    sim.advance(3600)
+    await poll(hass, entry)
+    unstored = entry.runtime_data.coordinator._unstored
+    assert unstored is not None, "pending, not stored"
+    return start, unstored[1]
 
 
 async def reading_count(entry: MockConfigEntry) -> int:
@@ -171,10 +183,7 @@ async def test_pending_use_is_charged_after_a_restart(
     hass: HomeAssistant, simulator: MeterSimulator, db_url: str
 ) -> None:
     entry = await setup(hass, simulator, db_url, cut_off=False)
-    start = kwh(simulator)
-    simulator.advance(3600)
-    await poll(hass, entry)
-    read_at = entry.runtime_data.coordinator._unstored[1]
+    start, read_at = await an_hour_pending(hass, entry, simulator)
     assert len((await stored(entry))[0]) == 1
 
     # Home Assistant restarts inside the interval: the use read so far is
@@ -205,10 +214,7 @@ async def test_a_ledger_write_and_a_bill_store_pending_use_as_read(
     hass: HomeAssistant, simulator: MeterSimulator, db_url: str, freezer: FrozenDateTimeFactory
 ) -> None:
     entry = await setup(hass, simulator, db_url, cut_off=False)
-    start = kwh(simulator)
-    simulator.advance(3600)
-    await poll(hass, entry)
-    read_at = entry.runtime_data.coordinator._unstored[1]
+    start, read_at = await an_hour_pending(hass, entry, simulator)
     value = kwh(simulator)
 
     # Three minutes later (same interval) the landlord corrects the balance:
@@ -261,18 +267,8 @@ async def test_a_failed_interval_write_keeps_the_use_pending_until_it_is_stored(
     assert coordinator.pending_charge("t1") > 0
 
     # The database turns read-only as the clock enters the next interval.
-    store = entry.runtime_data.store
-    engine = store._engine
-    assert engine is not None
-
-    def read_only(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.execute("PRAGMA query_only=ON")
-
-    def reconnect(_session: Session) -> None:
-        engine.dispose()
-
-    event.listen(engine, "connect", read_only)
-    await store.run(reconnect)
+    fault = ReadOnlySQLite(entry.runtime_data.store)
+    await fault.break_it()
     await move_to(hass, freezer, NOW + timedelta(minutes=14, seconds=5))
     simulator.advance(600)
     await poll(hass, entry)
@@ -281,8 +277,7 @@ async def test_a_failed_interval_write_keeps_the_use_pending_until_it_is_stored(
     assert coordinator.pending_charge("t1") > 0, "still pending, not dropped"
 
     # Mended: the next poll (same interval) stores it all, once.
-    event.remove(engine, "connect", read_only)
-    await store.run(reconnect)
+    await fault.mend_it()
     await poll(hass, entry)
     assert coordinator.last_update_success
     readings, balance = await stored(entry)

@@ -31,7 +31,6 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from custom_components.prepaid_meter.const import DOMAIN
@@ -39,6 +38,7 @@ from custom_components.prepaid_meter.store import ledger
 from custom_components.prepaid_meter.store_faults import issue_id
 from devtools.simulator import MeterSimulator
 from devtools.site import site_entry
+from tests.conftest import ReadOnlySQLite
 from tests.postgres import PostgresCluster, PostgresUnavailable
 from tests.reliability.conftest import picture, sound
 
@@ -88,17 +88,11 @@ async def faulty_site(
     store = entry.runtime_data.store
     engine = store._engine
     assert engine is not None
-
-    def read_only_on(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.execute("PRAGMA query_only=ON")
-
-    def reconnect(_session: Session) -> None:
-        engine.dispose()  # on the store's thread, with no connection checked out
+    read_only = ReadOnlySQLite(store)
 
     async def break_it() -> None:
         if request.param == "read_only":
-            event.listen(engine, "connect", read_only_on)
-            await store.run(reconnect)
+            await read_only.break_it()
         elif request.param == "disk_full":
 
             def fill(_session: Session) -> None:
@@ -125,8 +119,7 @@ async def faulty_site(
 
     async def mend_it() -> None:
         if request.param == "read_only":
-            event.remove(engine, "connect", read_only_on)
-            await store.run(reconnect)
+            await read_only.mend_it()
         elif request.param == "disk_full":
             (disk / "filler").unlink()
         else:
