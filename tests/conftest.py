@@ -18,7 +18,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from custom_components.prepaid_meter.const import CONF_INTERVAL
+from custom_components.prepaid_meter.const import CONF_INTERVAL, DOMAIN
 from custom_components.prepaid_meter.store import Store
 from devtools.simulator import MeterSimulator, SimulatedMeter
 from devtools.site import site_entry as build_site_entry
@@ -163,3 +163,18 @@ class ReadOnlySQLite:
     async def mend_it(self) -> None:
         event.remove(self.engine, "connect", self._read_only)
         await self.store.run(self._reconnect)
+
+
+async def call(hass: HomeAssistant, service: str, **data: Any) -> Any:
+    """An action of the integration, blocking, with its response."""
+    return await hass.services.async_call(
+        DOMAIN, service, data, blocking=True, return_response=True
+    )
+
+
+async def load_entry(hass: HomeAssistant, entry: MockConfigEntry) -> MockConfigEntry:
+    """Add a site entry and set it up (its first poll included)."""
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry

@@ -29,7 +29,7 @@ from custom_components.prepaid_meter.engine.money import round_money
 from custom_components.prepaid_meter.store import ledger
 from custom_components.prepaid_meter.store.models import MeterReading
 from devtools.simulator import MeterSimulator
-from tests.conftest import ReadOnlySQLite, site_entry, ticking_clock
+from tests.conftest import ReadOnlySQLite, call, load_entry, site_entry, ticking_clock
 
 #: Monday 2026-09-28 10:01 in Shanghai: one minute into a 15-minute interval.
 NOW = datetime(2026, 9, 28, 2, 1, tzinfo=UTC)
@@ -52,17 +52,7 @@ async def setup(
     hass: HomeAssistant, simulator: MeterSimulator, db_url: str, **options: Any
 ) -> MockConfigEntry:
     await hass.config.async_set_time_zone(TZ)
-    entry = site_entry(simulator, db_url, interval_minutes=15, **options)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    return entry
-
-
-async def call(hass: HomeAssistant, service: str, **data: Any) -> Any:
-    return await hass.services.async_call(
-        DOMAIN, service, data, blocking=True, return_response=True
-    )
+    return await load_entry(hass, site_entry(simulator, db_url, interval_minutes=15, **options))
 
 
 async def poll(hass: HomeAssistant, entry: MockConfigEntry) -> None:

@@ -22,14 +22,13 @@ from homeassistant.exceptions import ServiceValidationError
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.prepaid_meter.const import (
-    DOMAIN,
     EVENT_CUT_OFF,
     EVENT_EMERGENCY_CREDIT,
     EVENT_LOW_BALANCE,
     EVENT_RECONNECTED,
 )
 from devtools.simulator import MeterSimulator
-from tests.conftest import site_entry, ticking_clock
+from tests.conftest import call, site_entry, ticking_clock
 
 
 @pytest.fixture
@@ -55,12 +54,6 @@ async def setup(hass: HomeAssistant, entry: MockConfigEntry) -> MockConfigEntry:
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     return entry
-
-
-async def call(hass: HomeAssistant, service: str, **data: Any) -> Any:
-    return await hass.services.async_call(
-        DOMAIN, service, data, blocking=True, return_response=True
-    )
 
 
 async def top_up(hass: HomeAssistant, tenant: str, amount: str, reference: str) -> Any:

@@ -31,7 +31,7 @@ from custom_components.prepaid_meter.const import (
 )
 from custom_components.prepaid_meter.store import receivables
 from devtools.simulator import MeterSimulator
-from tests.conftest import site_entry, ticking_clock
+from tests.conftest import call, site_entry, ticking_clock
 
 #: Monday 2026-09-28 10:00 in Shanghai.
 NOW = datetime(2026, 9, 28, 2, 0, tzinfo=UTC)
@@ -74,12 +74,6 @@ def record(hass: HomeAssistant, *types: str) -> list[Event]:
     for event_type in types:
         hass.bus.async_listen(event_type, events.append)
     return events
-
-
-async def call(hass: HomeAssistant, service: str, **data: Any) -> Any:
-    return await hass.services.async_call(
-        DOMAIN, service, data, blocking=True, return_response=True
-    )
 
 
 async def use(

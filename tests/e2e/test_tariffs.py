@@ -19,12 +19,12 @@ from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.prepaid_meter.const import DOMAIN
 from custom_components.prepaid_meter.engine.calendars import billing_period
 from custom_components.prepaid_meter.store import ledger
 from custom_components.prepaid_meter.store.tariffs import stored_tariff
 from devtools.simulator import MeterSimulator
 from devtools.site import site_entry
+from tests.conftest import call
 
 CENT = Decimal("0.01")
 SWITCH = datetime.fromisoformat("2026-03-10T08:00:00+00:00")
@@ -89,12 +89,6 @@ async def setup(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     entry.add_to_hass(hass)
     await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-
-
-async def call(hass: HomeAssistant, service: str, **data: Any) -> Any:
-    return await hass.services.async_call(
-        DOMAIN, service, data, blocking=True, return_response=True
-    )
 
 
 async def balance(entry: MockConfigEntry, tenant: str) -> Decimal:

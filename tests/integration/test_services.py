@@ -18,12 +18,7 @@ from custom_components.prepaid_meter.const import DOMAIN
 from custom_components.prepaid_meter.store import ledger
 from custom_components.prepaid_meter.store.models import JournalEntry, MeterReading
 from devtools.simulator import MeterSimulator
-
-
-async def call(hass: HomeAssistant, service: str, **data: Any) -> Any:
-    return await hass.services.async_call(
-        DOMAIN, service, data, blocking=True, return_response=True
-    )
+from tests.conftest import call
 
 
 async def refused(hass: HomeAssistant, service: str, **data: Any) -> ServiceValidationError:
