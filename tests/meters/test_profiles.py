@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from custom_components.prepaid_meter.meters.modbus import BusConfig
 from custom_components.prepaid_meter.meters.profiles import (
     MAX_BLOCK,
     PROFILE_DIR,
@@ -21,6 +22,7 @@ from custom_components.prepaid_meter.meters.profiles import (
     load_profile,
     parse_profile,
     plan_blocks,
+    rtu_max_gap,
     shipped_profiles,
 )
 
@@ -37,8 +39,59 @@ EXPECTED_REQUESTS = {
 }
 
 
+#: Requests per poll on a 9600-baud RS-485 line (8N1, the default 30 ms pause), and why.
+EXPECTED_SERIAL_REQUESTS = EXPECTED_REQUESTS | {
+    "sdm120": 2,  # 0x0000..0x001F, then 0x0046..0x004B: 38 unused registers between
+    "sdm630": 2,  # 0x0000..0x0011, then 0x0034..0x004B: 34 unused between
+    "ddsy1352": 2,  # 0x0000..0x0010, then the relay status 0x0058: 71 unused between
+    "dtsu666": 3,  # 0x2006..0x2019, frequency 0x2044 (42 unused between), 0x4000..
+}
+STANDARD_BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+
+
 def test_every_shipped_profile_is_listed_here() -> None:
     assert set(shipped_profiles()) == set(EXPECTED_REQUESTS)
+    assert set(EXPECTED_SERIAL_REQUESTS) == set(EXPECTED_REQUESTS)
+
+
+def test_the_gap_worth_reading_through_follows_the_line() -> None:
+    # (8 + 5 + 7 characters of frames + 0.03 s x 960 characters/s) / 2 bytes per register
+    assert rtu_max_gap(9600, pause=0.03) == 24
+    assert rtu_max_gap(2400, pause=0.03) == 13
+    assert rtu_max_gap(9600, parity="E", pause=0.03) == 23  # 11 bits a character
+    assert rtu_max_gap(9600) == 10  # the frames alone
+    assert rtu_max_gap(115200, pause=0.03) == MAX_BLOCK
+    serial = BusConfig(kind="serial", serial_port="/dev/ttyUSB0", baudrate=9600)
+    assert serial.max_gap == 24
+    assert (
+        BusConfig(kind="serial", serial_port="/dev/ttyUSB0", baudrate=9600, pause=0).max_gap == 10
+    )
+    # Behind a TCP gateway the line's speed is unknown: the fewest requests.
+    assert BusConfig(host="gw", kind="rtu_over_tcp").max_gap == MAX_BLOCK
+    assert BusConfig(host="gw").max_gap == MAX_BLOCK
+
+
+def _line_characters(blocks: tuple[Block, ...], baudrate: int, pause: float) -> float:
+    """Characters' worth of line time a poll takes: frames, data and the pauses."""
+    return sum(20 + 2 * b.count + pause * baudrate / 10 for b in blocks)
+
+
+@pytest.mark.parametrize("key", sorted(EXPECTED_REQUESTS))
+def test_a_serial_line_reads_in_the_least_line_time(key: str) -> None:
+    profile = load_profile(key)
+    for baud in STANDARD_BAUDS:
+        gap = BusConfig(kind="serial", serial_port="/dev/ttyS0", baudrate=baud).max_gap
+        planned, fewest = profile.blocks(gap), profile.blocks()
+        assert sorted(r.name for b in planned for r in b.registers) == sorted(
+            r.name for b in fewest for r in b.registers
+        )
+        time_planned = _line_characters(planned, baud, 0.03)
+        assert time_planned <= _line_characters(fewest, baud, 0.03), (key, baud)
+        # Any one more split, or one fewer, would not be quicker either.
+        for other in (gap - 1, gap + 1):
+            assert time_planned <= _line_characters(profile.blocks(other), baud, 0.03) + 1e-9
+    at_9600 = BusConfig(kind="serial", serial_port="/dev/ttyS0").max_gap
+    assert len(profile.blocks(at_9600)) == EXPECTED_SERIAL_REQUESTS[key]
 
 
 @pytest.mark.parametrize("key", sorted(EXPECTED_REQUESTS))

@@ -26,7 +26,7 @@ from pymodbus.pdu.register_message import (
     ReadInputRegistersResponse,
 )
 
-from .profiles import RELAY_STATUS, MeterProfile
+from .profiles import MAX_BLOCK, RELAY_STATUS, MeterProfile, rtu_max_gap
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -75,6 +75,24 @@ class BusConfig:
         if self.pause is not None:
             return self.pause
         return DEFAULT_SERIAL_PAUSE if self.kind == "serial" else 0.0
+
+    @property
+    def max_gap(self) -> int:
+        """The widest unused run of registers a read on this bus spans.
+
+        On a serial line, what the line's speed makes worth it (`rtu_max_gap`);
+        behind a TCP gateway the line's speed is not known, so the fewest
+        requests, one per meter for the shipped profiles.
+        """
+        if self.kind != "serial":
+            return MAX_BLOCK
+        return rtu_max_gap(
+            self.baudrate,
+            bytesize=self.bytesize,
+            parity=self.parity,
+            stopbits=self.stopbits,
+            pause=self.request_pause,
+        )
 
     @property
     def label(self) -> str:
@@ -173,6 +191,7 @@ class ModbusBus:
         self.config = config
         self._client = _client(config)
         self._lock = asyncio.Lock()
+        self._max_gap = config.max_gap
         self._last_request = 0.0
         #: Requests sent since the bus was created (the benchmark counts them).
         self.requests = 0
@@ -228,7 +247,7 @@ class ModbusBus:
         """
         async with self._lock:
             values: dict[str, Decimal] = {}
-            for block in profile.blocks():
+            for block in profile.blocks(self._max_gap):
                 method = (
                     "read_input_registers"
                     if block.function == "input"
