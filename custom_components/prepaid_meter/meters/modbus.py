@@ -86,13 +86,17 @@ class BusConfig:
         """
         if self.kind != "serial":
             return MAX_BLOCK
-        return rtu_max_gap(
-            self.baudrate,
-            bytesize=self.bytesize,
-            parity=self.parity,
-            stopbits=self.stopbits,
-            pause=self.request_pause,
-        )
+        return rtu_max_gap(**self.line, pause=self.request_pause)
+
+    @property
+    def line(self) -> dict[str, Any]:
+        """A serial line's settings, as pymodbus's serial client takes them."""
+        return {
+            "baudrate": self.baudrate,
+            "bytesize": self.bytesize,
+            "parity": self.parity,
+            "stopbits": self.stopbits,
+        }
 
     @property
     def label(self) -> str:
@@ -166,10 +170,7 @@ def _new_client(config: BusConfig) -> AsyncModbusTcpClient | AsyncModbusSerialCl
         return AsyncModbusSerialClient(
             config.serial_port,
             framer=FramerType.RTU,
-            baudrate=config.baudrate,
-            bytesize=config.bytesize,
-            parity=config.parity,
-            stopbits=config.stopbits,
+            **config.line,
             timeout=config.timeout,
             retries=config.retries,
             reconnect_delay=0,
