@@ -284,9 +284,9 @@ def rtu_max_gap(
     the quickest poll: 71 unused registers lie between the Acrel DDSY1352's
     values and its relay status, 142 characters or about 150 ms at 9600 baud,
     where a second request costs about 50 ms (20 characters and the default
-    30 ms pause). The meter's own
-    delay before it answers is not known and not counted, so a split is
-    chosen only when it saves more than the frames and the pause.
+    30 ms pause). The meter's own delay before it answers is not known and
+    not counted: a split is chosen when reading through the gap costs more
+    than the frames and the pause alone.
     """
     bits = 1 + bytesize + (0 if parity == "N" else 1) + stopbits
     characters = RTU_REQUEST_OVERHEAD + pause * baudrate / bits
