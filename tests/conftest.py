@@ -14,7 +14,7 @@ from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
 from hypothesis import settings
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -170,6 +170,18 @@ async def call(hass: HomeAssistant, service: str, **data: Any) -> Any:
     return await hass.services.async_call(
         DOMAIN, service, data, blocking=True, return_response=True
     )
+
+
+async def move_to(hass: HomeAssistant, freezer: FrozenDateTimeFactory, at: datetime) -> None:
+    """Move the clock to ``at`` and run the timers that fall due there, waited for.
+
+    The test clock moves Home Assistant's timers with it: a timer passed over
+    and not fired here would start whenever the loop next runs, and race
+    whatever the test does then.
+    """
+    freezer.move_to(at)
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
 
 
 async def load_entry(hass: HomeAssistant, entry: MockConfigEntry) -> MockConfigEntry:

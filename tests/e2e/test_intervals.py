@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import HomeAssistant
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -29,7 +29,7 @@ from custom_components.prepaid_meter.engine.money import round_money
 from custom_components.prepaid_meter.store import ledger
 from custom_components.prepaid_meter.store.models import MeterReading
 from devtools.simulator import MeterSimulator
-from tests.conftest import ReadOnlySQLite, call, load_entry, site_entry, ticking_clock
+from tests.conftest import ReadOnlySQLite, call, load_entry, move_to, site_entry, ticking_clock
 
 #: Monday 2026-09-28 10:01 in Shanghai: one minute into a 15-minute interval.
 NOW = datetime(2026, 9, 28, 2, 1, tzinfo=UTC)
@@ -57,12 +57,6 @@ async def setup(
 
 async def poll(hass: HomeAssistant, entry: MockConfigEntry) -> None:
     await entry.runtime_data.coordinator.async_refresh()
-    await hass.async_block_till_done()
-
-
-async def move_to(hass: HomeAssistant, freezer: FrozenDateTimeFactory, at: datetime) -> None:
-    freezer.move_to(at)
-    async_fire_time_changed(hass)
     await hass.async_block_till_done()
 
 

@@ -20,7 +20,7 @@ import pytest
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import entity_registry as er
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.prepaid_meter.const import (
     DOMAIN,
@@ -31,7 +31,7 @@ from custom_components.prepaid_meter.const import (
 )
 from custom_components.prepaid_meter.store import receivables
 from devtools.simulator import MeterSimulator
-from tests.conftest import call, site_entry, ticking_clock
+from tests.conftest import call, load_entry, move_to, site_entry, ticking_clock
 
 #: Monday 2026-09-28 10:00 in Shanghai.
 NOW = datetime(2026, 9, 28, 2, 0, tzinfo=UTC)
@@ -63,10 +63,7 @@ def postpaid_site(simulator: MeterSimulator, db_url: str, **tenant: Any) -> Mock
 
 async def setup(hass: HomeAssistant, entry: MockConfigEntry) -> MockConfigEntry:
     await hass.config.async_set_time_zone(TZ)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    return entry
+    return await load_entry(hass, entry)
 
 
 def record(hass: HomeAssistant, *types: str) -> list[Event]:
@@ -81,12 +78,6 @@ async def use(
 ) -> None:
     sim.advance(hours * 3600)
     await entry.runtime_data.coordinator.async_refresh()
-    await hass.async_block_till_done()
-
-
-async def move_to(hass: HomeAssistant, freezer: FrozenDateTimeFactory, at: datetime) -> None:
-    freezer.move_to(at)
-    async_fire_time_changed(hass)
     await hass.async_block_till_done()
 
 

@@ -22,7 +22,6 @@ from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_capture_events,
-    async_fire_time_changed,
 )
 
 from custom_components.prepaid_meter.config_flow import building
@@ -31,7 +30,7 @@ from custom_components.prepaid_meter.engine.money import round_money
 from custom_components.prepaid_meter.store import ledger
 from custom_components.prepaid_meter.store.sharing import share_entries
 from devtools.simulator import MeterSimulator
-from tests.conftest import site_entry
+from tests.conftest import move_to, site_entry
 
 #: The clock jumps with ``freezer`` and ticks on from there (Modbus timeouts need it).
 pytestmark = pytest.mark.freeze_time(tick=True)
@@ -122,16 +121,8 @@ async def end_day(
 
 
 async def midnight(hass: HomeAssistant, freezer: FrozenDateTimeFactory, day: int = 1) -> None:
-    """Midnight, and the daily sharing job that runs there, waited for.
-
-    The test clock moves Home Assistant's timers with it: once the clock is
-    past midnight the job would start by itself whenever the loop next runs
-    and race whatever the test does then. Firing it here, and waiting,
-    puts it at one known place.
-    """
-    freezer.move_to(day_start(day))
-    async_fire_time_changed(hass, day_start(day))
-    await hass.async_block_till_done()
+    """Midnight, and the daily sharing job that runs there, waited for (see ``move_to``)."""
+    await move_to(hass, freezer, day_start(day))
 
 
 async def shares(entry: MockConfigEntry) -> list[tuple[str, str, Decimal, str]]:
